@@ -1,0 +1,117 @@
+//! Checking a token: signature, algorithm, key id, issuer, audience, expiry.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::jwk::{JwkSet, KeyError};
+
+/// What a Dozen session token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's id.
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the Unix epoch.
+    pub exp: i64,
+}
+
+/// Why a token was refused. Callers answer 401 for every one of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm is not EdDSA")]
+    WrongAlgorithm,
+    #[error("the token's key id is unknown")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not meant for this audience")]
+    WrongAudience,
+    #[error("the token was not issued by the expected issuer")]
+    WrongIssuer,
+    #[error("the token lacks a required claim or has an invalid one")]
+    InvalidClaims,
+}
+
+/// Checks tokens against a set of public keys, one expected issuer and audience.
+pub struct TokenVerifier {
+    keys: HashMap<String, DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Clock skew tolerated between the signer's clock and ours.
+const LEEWAY_SECONDS: u64 = 30;
+
+impl TokenVerifier {
+    /// A verifier for every Ed25519 key in `keys` that has a `kid`.
+    pub fn new(keys: &JwkSet, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        let mut by_kid = HashMap::new();
+        for jwk in &keys.keys {
+            let x = jwk.ed25519_x()?;
+            let kid = jwk
+                .kid
+                .clone()
+                .ok_or(KeyError::UnsupportedJwk { kid: None })?;
+            let key = DecodingKey::from_ed_components(x)
+                .map_err(|_| KeyError::UnsupportedJwk { kid: Some(kid.clone()) })?;
+            by_kid.insert(kid, key);
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        Ok(Self {
+            keys: by_kid,
+            validation,
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            // `alg: none` and other algorithms we never sign with land here.
+            jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::WrongAlgorithm,
+            _ => TokenError::Malformed,
+        })?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let key = header
+            .kid
+            .as_ref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidAudience => TokenError::WrongAudience,
+                ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm,
+                ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => {
+                    TokenError::InvalidClaims
+                }
+                _ => TokenError::Malformed,
+            }
+        })?;
+        Ok(data.claims)
+    }
+}

@@ -1,0 +1,139 @@
+//! The web process: port binding (factor VII), standard routes and middleware,
+//! and a graceful drain on shutdown (factor IX).
+
+mod error;
+mod middleware;
+mod ops;
+
+use std::future::IntoFuture;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::{code_for, ApiError};
+pub use middleware::RequestId;
+pub use ops::{Ops, Readiness};
+
+use crate::config::{ConfigError, Env, FromEnv};
+use crate::shutdown::Shutdown;
+
+/// `HOST` (default `0.0.0.0`), `PORT` (required; 0 picks a free port),
+/// `REQUEST_TIMEOUT` (default 30s), `MAX_BODY_BYTES` (default 65536),
+/// `SHUTDOWN_TIMEOUT` (default 25s), `RELEASE_ID` (optional, shown by `/healthz`).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout: Duration,
+    pub release_id: Option<String>,
+}
+
+impl FromEnv for HttpSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            host: env.or("HOST", IpAddr::from([0, 0, 0, 0]))?,
+            port: env.required("PORT")?,
+            request_timeout: env.duration_or("REQUEST_TIMEOUT", Duration::from_secs(30))?,
+            max_body_bytes: env.or("MAX_BODY_BYTES", 64 * 1024)?,
+            shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
+            release_id: env.optional("RELEASE_ID")?,
+        })
+    }
+}
+
+impl HttpSettings {
+    /// Settings for tests and embedding: loopback, a free port, the defaults.
+    pub fn local() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+            shutdown_timeout: Duration::from_secs(25),
+            release_id: None,
+        }
+    }
+}
+
+/// A bound listener, ready to serve a router.
+#[derive(Debug)]
+pub struct HttpServer {
+    listener: TcpListener,
+    address: SocketAddr,
+    shutdown_timeout: Duration,
+}
+
+impl HttpServer {
+    /// Binds `HOST:PORT` and logs the port actually bound (the first log line).
+    pub async fn bind(settings: &HttpSettings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind((settings.host, settings.port)).await?;
+        let address = listener.local_addr()?;
+        tracing::info!(address = %address, port = address.port(), "listening");
+        Ok(Self {
+            listener,
+            address,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` triggers, then stops accepting and lets in-flight
+    /// requests finish, for at most the shutdown timeout.
+    pub async fn serve(self, app: Router, shutdown: Shutdown) -> std::io::Result<()> {
+        let drain = shutdown.clone();
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { drain.triggered().await })
+            .into_future();
+        let deadline = async {
+            shutdown.triggered().await;
+            tokio::time::sleep(self.shutdown_timeout).await;
+        };
+        tokio::select! {
+            result = server => {
+                tracing::info!("http server drained");
+                result
+            }
+            () = deadline => {
+                tracing::warn!(
+                    timeout_ms = self.shutdown_timeout.as_millis() as u64,
+                    "shutdown timeout reached; abandoning requests still in flight"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The service's own routes plus `/healthz`, `/readyz`, `/metrics`, wrapped in
+/// the standard middleware (outermost first): request context (id, span, log
+/// line, metrics) → JSON error bodies → panic guard → timeout → body limit.
+pub fn service_router(api: Router, ops: Ops, settings: &HttpSettings) -> Router {
+    let metrics = ops.metrics().clone();
+    api.merge(ops.router())
+        .route_layer(axum::middleware::from_fn(middleware::remember_route))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            middleware::request_context,
+        ))
+}
