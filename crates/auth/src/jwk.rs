@@ -91,8 +91,9 @@ mod tests {
 
     #[test]
     fn a_non_ed25519_pem_is_refused() {
-        let err = Jwk::from_private_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
-            .unwrap_err();
+        let err =
+            Jwk::from_private_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
+                .unwrap_err();
         assert_eq!(err, KeyError::NotEd25519Pem);
     }
 }

@@ -69,8 +69,9 @@ impl TokenVerifier {
                 .kid
                 .clone()
                 .ok_or(KeyError::UnsupportedJwk { kid: None })?;
-            let key = DecodingKey::from_ed_components(x)
-                .map_err(|_| KeyError::UnsupportedJwk { kid: Some(kid.clone()) })?;
+            let key = DecodingKey::from_ed_components(x).map_err(|_| KeyError::UnsupportedJwk {
+                kid: Some(kid.clone()),
+            })?;
             by_kid.insert(kid, key);
         }
         let mut validation = Validation::new(Algorithm::EdDSA);

@@ -21,7 +21,10 @@ pub fn emit() {
             println!("cargo:rerun-if-changed={}", git_dir.join(watched).display());
         }
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", git_dir.join(reference).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                git_dir.join(reference).display()
+            );
         }
     }
     println!("cargo:rustc-env=DOZEN_GIT_COMMIT={commit}");

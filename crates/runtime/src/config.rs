@@ -61,7 +61,10 @@ impl Env {
 
     /// The raw value; an empty value counts as unset, as most shells and env files mean it.
     pub fn raw(&self, var: &str) -> Option<&str> {
-        self.vars.get(var).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.vars
+            .get(var)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     /// A value that must be present and parse as `T`.
@@ -171,7 +174,10 @@ mod tests {
     fn a_missing_variable_is_named_in_the_error() {
         let env = Env::from_pairs([]);
         let err = env.required::<u16>("PORT").unwrap_err();
-        assert_eq!(err.to_string(), "PORT is missing: set it in the environment");
+        assert_eq!(
+            err.to_string(),
+            "PORT is missing: set it in the environment"
+        );
     }
 
     #[test]
@@ -192,7 +198,10 @@ mod tests {
     fn durations_accept_human_units_and_reject_bare_numbers() {
         let env = Env::from_pairs([("A", "250ms"), ("B", "25")]);
         let default = Duration::from_secs(1);
-        assert_eq!(env.duration_or("A", default).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            env.duration_or("A", default).unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(env.duration_or("C", default).unwrap(), default);
         let err = env.duration_or("B", default).unwrap_err();
         assert_eq!(err.var, "B");

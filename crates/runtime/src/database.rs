@@ -171,7 +171,10 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DatabaseError> {
     if path.is_empty() || path.starts_with(':') {
         return Ok(url.to_owned()); // in-memory
     }
-    if let Some(folder) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(folder) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(folder).map_err(|source| DatabaseError::CreateFolder {
             path: path.to_owned(),
             source,

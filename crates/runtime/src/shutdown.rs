@@ -46,18 +46,17 @@ impl Shutdown {
 
 /// Handlers installed once, so a second signal is never missed between two waits.
 #[cfg(unix)]
-struct Signals(
-    Option<(
-        tokio::signal::unix::Signal,
-        tokio::signal::unix::Signal,
-    )>,
-);
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
 
 #[cfg(unix)]
 impl Signals {
     fn install() -> Self {
         use tokio::signal::unix::{signal, SignalKind};
-        Self(signal(SignalKind::terminate()).ok().zip(signal(SignalKind::interrupt()).ok()))
+        Self(
+            signal(SignalKind::terminate())
+                .ok()
+                .zip(signal(SignalKind::interrupt()).ok()),
+        )
     }
 
     async fn next(&mut self) -> &'static str {

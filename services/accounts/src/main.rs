@@ -1,1 +1,67 @@
-fn main() {}
+use std::process::ExitCode;
+
+use accounts::{Application, MigrateSettings, Settings};
+use clap::{Parser, Subcommand};
+use dozen_runtime::config::{load_or_exit, Env};
+use dozen_runtime::database;
+use dozen_runtime::logging;
+use dozen_runtime::shutdown::Shutdown;
+
+const SERVICE: &str = "accounts";
+
+/// Dozen accounts: users, credentials and session tokens.
+///
+/// Configuration comes from environment variables only; see docs/operations.md.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API on $PORT (the `web` process type).
+    Serve,
+    /// Apply the database migrations embedded in this binary, then exit (the release phase).
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let outcome = match cli.command {
+        Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
+        Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{SERVICE} failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    logging::init(SERVICE, &settings.log);
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let app = Application::build(settings, shutdown).await?;
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
+    use anyhow::Context;
+    logging::init(SERVICE, &settings.log);
+    let db = database::connect_lazy(&settings.database)?;
+    accounts::migrate(&db)
+        .await
+        .with_context(|| format!("migrating {}", settings.database.url))?;
+    db.close().await;
+    tracing::info!(database = %settings.database.url, "migrations applied");
+    Ok(())
+}

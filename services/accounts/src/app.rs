@@ -1,0 +1,103 @@
+//! Building and running the accounts web process.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::Router;
+use dozen_auth::TokenVerifier;
+use dozen_runtime::database::{self, DatabaseError};
+use dozen_runtime::http::{service_router, HttpServer, Ops, Readiness};
+use dozen_runtime::metrics::Metrics;
+use dozen_runtime::service_info;
+use dozen_runtime::shutdown::Shutdown;
+use sqlx::migrate::Migrator;
+use sqlx::AnyPool;
+
+use crate::password::Passwords;
+use crate::settings::Settings;
+use crate::tokens::TokenSigner;
+
+/// The schema, embedded in the binary; portable across SQLite and PostgreSQL.
+pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: AnyPool,
+    pub signer: Arc<TokenSigner>,
+    pub verifier: Arc<TokenVerifier>,
+    pub passwords: Passwords,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+/// A bound, ready-to-run accounts web process.
+#[derive(Debug)]
+pub struct Application {
+    server: HttpServer,
+    app: Router,
+    db: AnyPool,
+    shutdown: Shutdown,
+}
+
+impl Application {
+    /// Binds the port and wires everything; connects to nothing yet.
+    pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let db = database::connect_lazy(&settings.database)?;
+        let info = service_info!("accounts").with_release_id(settings.http.release_id.clone());
+        let metrics = Metrics::new();
+        metrics.watch_pool("accounts", db.clone());
+        let readiness = Readiness::new(shutdown.clone()).with_check("database", {
+            let db = db.clone();
+            move || {
+                let db = db.clone();
+                async move { database::ping(&db).await }
+            }
+        });
+        let signer = Arc::new(settings.tokens);
+        let state = AppState {
+            db: db.clone(),
+            verifier: Arc::new(signer.verifier()),
+            signer,
+            passwords: Passwords::default(),
+        };
+        let app = service_router(
+            crate::routes::router(state),
+            Ops::new(info, readiness, metrics),
+            &settings.http,
+        );
+        let server = HttpServer::bind(&settings.http).await?;
+        Ok(Self {
+            server,
+            app,
+            db,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Serves until shutdown, drains, then closes the pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.serve(self.app, self.shutdown).await?;
+        self.db.close().await;
+        Ok(())
+    }
+}
+
+/// The release phase: applies the embedded migrations.
+pub async fn migrate(db: &AnyPool) -> Result<(), DatabaseError> {
+    database::migrate(db, &MIGRATOR).await
+}

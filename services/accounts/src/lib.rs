@@ -1,0 +1,17 @@
+//! Dozen's accounts service: users, credentials and session tokens.
+//!
+//! `accounts serve` is the web process; `accounts migrate` the release phase.
+
+pub mod app;
+pub mod password;
+pub mod settings;
+pub mod tokens;
+
+mod openapi;
+mod routes;
+mod store;
+mod validation;
+
+pub use app::{migrate, AppState, Application};
+pub use routes::router;
+pub use settings::{MigrateSettings, Settings};

@@ -1,0 +1,103 @@
+//! Logging in: credentials in, session token out.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use dozen_runtime::http::ApiError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::users::User;
+use crate::app::AppState;
+use crate::store::{self, UserRow};
+use crate::validation::FieldErrors;
+
+/// `POST /v1/sessions` body: `username` or `email`, and `password`.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LoginRequest {
+    #[schema(example = "alice")]
+    username: Option<String>,
+    email: Option<String>,
+    #[schema(example = "correct horse battery")]
+    password: Option<String>,
+}
+
+/// A session: the user and a bearer token for them.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Session {
+    user: User,
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    expires_in: u64,
+}
+
+pub(crate) fn session_for(state: &AppState, row: UserRow) -> Result<Session, ApiError> {
+    let issued = state
+        .signer
+        .issue(&row.id)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Session {
+        user: row.into(),
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+    })
+}
+
+/// Log in with a username or an e-mail address and a password.
+///
+/// A wrong password and an unknown user get the same answer in the same time.
+#[utoipa::path(
+    post, path = "/v1/sessions", tag = "sessions",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = Session),
+        (status = 401, description = "Wrong credentials", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Invalid fields", body = crate::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn log_in(
+    State(state): State<AppState>,
+    Json(body): Json<LoginRequest>,
+) -> Result<Json<Session>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let password = errors.present("password", &body.password);
+    let login = match (body.username.as_deref(), body.email.as_deref()) {
+        (Some(username), None) => Some(Login::Username(username)),
+        (None, Some(email)) => Some(Login::Email(email.trim().to_ascii_lowercase())),
+        _ => {
+            errors.add("username", "give either a username or an email, not both");
+            None
+        }
+    };
+    errors.into_result()?;
+    let (Some(login), Some(password)) = (login, password) else {
+        unreachable!("into_result reports every missing field");
+    };
+
+    let row = match &login {
+        Login::Username(username) => store::by_username(&state.db, username).await?,
+        Login::Email(email) => store::by_email(&state.db, email).await?,
+    };
+    let stored = row.as_ref().map(|r| r.password_hash.clone());
+    let matches = state
+        .passwords
+        .verify(password.to_owned(), stored)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    match row {
+        Some(row) if matches => Ok(Json(session_for(&state, row)?)),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the username, e-mail or password is wrong",
+        )),
+    }
+}
+
+enum Login<'a> {
+    Username(&'a str),
+    Email(String),
+}

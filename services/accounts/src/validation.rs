@@ -1,0 +1,167 @@
+//! Checking what callers send, field by field.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use dozen_runtime::http::ApiError;
+use serde_json::json;
+
+/// Problems found in a request body, by field.
+#[derive(Debug, Default)]
+pub struct FieldErrors(BTreeMap<&'static str, Vec<String>>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &'static str, problem: impl Into<String>) {
+        self.0.entry(field).or_default().push(problem.into());
+    }
+
+    /// `Ok(())` when nothing was found; otherwise the 422 answer listing every field.
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let summary = self.0.keys().copied().collect::<Vec<_>>().join(", ");
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("invalid fields: {summary}"),
+        )
+        .with_detail("fields", json!(self.0)))
+    }
+
+    /// The field's value when present; otherwise a "is required" problem and `None`.
+    pub fn present<'a>(
+        &mut self,
+        field: &'static str,
+        value: &'a Option<String>,
+    ) -> Option<&'a str> {
+        if value.is_none() {
+            self.add(field, "is required");
+        }
+        value.as_deref()
+    }
+}
+
+pub fn check_username(errors: &mut FieldErrors, username: &str) {
+    let length = username.chars().count();
+    if !(3..=32).contains(&length) {
+        errors.add("username", "must be 3 to 32 characters long");
+    }
+    if !username
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        errors.add(
+            "username",
+            "may contain only lowercase letters a-z, digits and underscores",
+        );
+    }
+}
+
+pub fn check_password(errors: &mut FieldErrors, password: &str) {
+    let length = password.chars().count();
+    if !(10..=128).contains(&length) {
+        errors.add("password", "must be 10 to 128 characters long");
+    }
+}
+
+/// The e-mail address, trimmed and lowercased, when it looks real:
+/// one `@`, a plausible local part, and a domain of at least two dot-separated labels.
+pub fn check_email(errors: &mut FieldErrors, email: &str) -> String {
+    let email = email.trim().to_ascii_lowercase();
+    if !looks_like_email(&email) {
+        errors.add(
+            "email",
+            "must be an e-mail address such as name@example.com",
+        );
+    }
+    email
+}
+
+fn looks_like_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let local_ok = (1..=64).contains(&local.len())
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    email.len() <= 254 && local_ok && domain_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_looking_addresses_pass_and_others_fail() {
+        for good in [
+            "a@b.co",
+            "first.last+tag@mail.example.org",
+            "x_y@sub-domain.example.io",
+        ] {
+            assert!(looks_like_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@b.c",
+            "a b@example.com",
+            "a@@example.com",
+            ".a@example.com",
+            "a..b@example.com",
+            "a@-example.com",
+            "a@example.123",
+            "a@exa_mple.com",
+        ] {
+            assert!(!looks_like_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn usernames_follow_the_documented_rule() {
+        for (name, ok) in [
+            ("bob", true),
+            ("ab", false),
+            ("Bob", false),
+            ("bob_42", true),
+            ("bob-42", false),
+        ] {
+            let mut errors = FieldErrors::default();
+            check_username(&mut errors, name);
+            assert_eq!(errors.0.is_empty(), ok, "{name}");
+        }
+        let mut errors = FieldErrors::default();
+        check_username(&mut errors, &"a".repeat(33));
+        assert!(!errors.0.is_empty());
+    }
+
+    #[test]
+    fn passwords_are_counted_in_characters_not_bytes() {
+        let mut errors = FieldErrors::default();
+        check_password(&mut errors, &"é".repeat(10));
+        assert!(errors.0.is_empty());
+        check_password(&mut errors, &"x".repeat(129));
+        assert!(!errors.0.is_empty());
+    }
+}
