@@ -1,10 +1,10 @@
 //! Prometheus metrics: requests by route and status, their latency, and pool use.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -29,7 +29,7 @@ type LatencyFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 /// The process's metrics registry; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Arc<Registry>,
+    registry: Arc<RwLock<Registry>>,
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     pool_connections: Family<PoolLabels, Gauge>,
@@ -75,7 +75,7 @@ impl Metrics {
             pool_connections.clone(),
         );
         Self {
-            registry: Arc::new(registry),
+            registry: Arc::new(RwLock::new(registry)),
             requests,
             latency,
             pool_connections,
@@ -94,6 +94,15 @@ impl Metrics {
         self.latency
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A counter of the service's own, e.g. `password_checks` (exposed as `…_total`).
+    pub fn counter(&self, name: &str, help: &str) -> Counter {
+        let counter = Counter::default();
+        if let Ok(mut registry) = self.registry.write() {
+            registry.register(name, help, counter.clone());
+        }
+        counter
     }
 
     /// Reports this pool's connections on every scrape.
@@ -122,7 +131,9 @@ impl Metrics {
         }
         let mut text = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        if let Ok(registry) = self.registry.read() {
+            let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        }
         text
     }
 }

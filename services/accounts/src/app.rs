@@ -69,7 +69,10 @@ impl Application {
             db: db.clone(),
             verifier: Arc::new(signer.verifier()),
             signer,
-            passwords: Passwords::default(),
+            passwords: Passwords::new(metrics.counter(
+                "password_checks",
+                "Password verifications, including the decoy ones for unknown users",
+            )),
         };
         let app = service_router(
             crate::routes::router(state),

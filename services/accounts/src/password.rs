@@ -9,19 +9,23 @@ use std::sync::{Arc, OnceLock};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::Argon2;
+use dozen_runtime::metrics::Counter;
 use tokio::sync::Semaphore;
 
 /// Hashes and verifies passwords; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    checks: Counter,
 }
 
-impl Default for Passwords {
-    fn default() -> Self {
+impl Passwords {
+    /// `checks` counts every verification, the dummy ones for unknown users included.
+    pub fn new(checks: Counter) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             permits: Arc::new(Semaphore::new(cpus)),
+            checks,
         }
     }
 }
@@ -46,7 +50,9 @@ impl Passwords {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
+        let checks = self.checks.clone();
         self.run(move || {
+            checks.inc();
             let stored = stored.as_deref().unwrap_or_else(|| dummy_hash());
             let matches = PasswordHash::new(stored)
                 .map(|parsed| {
@@ -96,7 +102,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_own_password_and_no_other() {
-        let passwords = Passwords::default();
+        let passwords = Passwords::new(Counter::default());
         let hash = passwords.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         assert!(passwords
@@ -111,7 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies() {
-        let passwords = Passwords::default();
+        let passwords = Passwords::new(Counter::default());
         assert!(!passwords
             .verify("anything at all".into(), None)
             .await

@@ -1,0 +1,336 @@
+//! Starting accounts for a test, on SQLite or on PostgreSQL, and talking to it.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use accounts::tokens::TokenSigner;
+use accounts::{Application, Settings};
+use dozen_runtime::database::{self, DatabaseSettings};
+use dozen_runtime::http::HttpSettings;
+use dozen_runtime::logging::{LogFormat, LogSettings};
+use dozen_runtime::shutdown::Shutdown;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// The server URL, from `TEST_POSTGRES_URL`.
+    Postgres(String),
+}
+
+impl Backend {
+    /// The machine's PostgreSQL, when `TEST_POSTGRES_URL` names it. In CI a missing
+    /// URL is a failure, never a silent skip.
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("TEST_POSTGRES_URL must be set in CI: PostgreSQL tests may not be skipped")
+            }
+            _ => {
+                eprintln!("skipped: TEST_POSTGRES_URL is not set, so this PostgreSQL test did not run");
+                None
+            }
+        }
+    }
+}
+
+/// Runs an async test body once per database: `mod sqlite` and `mod postgres`.
+#[macro_export]
+macro_rules! on_every_database {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(backend) = $crate::helpers::Backend::postgres() {
+                        super::$test(backend).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A database of its own for one test: a temporary SQLite file, or a fresh
+/// PostgreSQL database named `dozen_test_<unix time>_<random>`.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: &Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary folder");
+                let url = format!("sqlite://{}", dir.path().join("accounts.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres(server) => Self {
+                url: create_postgres_database(server).await,
+                _dir: None,
+            },
+        }
+    }
+}
+
+async fn create_postgres_database(server: &str) -> String {
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .expect("connect to TEST_POSTGRES_URL");
+    sweep_old_test_databases(&mut admin).await;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let name = format!("dozen_test_{now}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::Executor::execute(&mut admin, format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .expect("create test database");
+    with_database(server, &name)
+}
+
+/// Drops test databases older than an hour, left by earlier runs.
+async fn sweep_old_test_databases(admin: &mut sqlx::PgConnection) {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    if SWEPT.set(()).is_err() {
+        return;
+    }
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'dozen_test_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    for (name,) in names {
+        let created: Option<u64> = name.split('_').nth(2).and_then(|t| t.parse().ok());
+        if created.is_some_and(|t| t + 3600 < now) {
+            let _ = sqlx::Executor::execute(
+                &mut *admin,
+                format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+            )
+            .await;
+        }
+    }
+}
+
+/// The server URL with its database name replaced.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = server.split_once('?').unwrap_or((server, ""));
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }
+}
+
+/// A fresh Ed25519 private key in PKCS#8 PEM form.
+pub fn new_signing_key_pem() -> String {
+    let seed: [u8; 32] = rand::random();
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+        .to_pkcs8_pem(Default::default())
+        .expect("encode key")
+        .to_string()
+}
+
+/// Settings for an in-process app: loopback, port 0, the test's own database.
+pub fn test_settings(database_url: &str, key_pem: &str) -> Settings {
+    Settings {
+        log: LogSettings {
+            format: LogFormat::Json,
+            filter: "warn".into(),
+        },
+        http: HttpSettings::local(),
+        database: DatabaseSettings {
+            url: database_url.parse().expect("database URL"),
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(5),
+        },
+        tokens: TokenSigner::new(
+            key_pem,
+            "dozen".into(),
+            "dozen".into(),
+            Duration::from_secs(3600),
+        )
+        .expect("signing key"),
+    }
+}
+
+/// A running accounts web process inside the test, and a client for it.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub key_pem: String,
+    /// Kept so a temporary SQLite folder lives as long as the app.
+    pub _database: TestDatabase,
+    pub shutdown: Shutdown,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like `spawn_app`, with a chance to change the settings first.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = TestDatabase::create(&backend).await;
+    let pool = database::connect_lazy(&test_settings(&database.url, &new_signing_key_pem()).database)
+        .expect("pool");
+    accounts::migrate(&pool).await.expect("migrations");
+    pool.close().await;
+    start(database, adjust).await
+}
+
+/// An app whose database never answers: nothing listens on port 1.
+pub async fn spawn_app_on_unreachable_database() -> TestApp {
+    let database = TestDatabase {
+        url: "postgres://dozen@127.0.0.1:1/nothing".into(),
+        _dir: None,
+    };
+    start(database, |settings| {
+        settings.database.acquire_timeout = Duration::from_millis(500);
+    })
+    .await
+}
+
+async fn start(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let key_pem = new_signing_key_pem();
+    let mut settings = test_settings(&database.url, &key_pem);
+    adjust(&mut settings);
+    let shutdown = Shutdown::new();
+    let app = Application::build(settings, shutdown.clone())
+        .await
+        .expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        key_pem,
+        _database: database,
+        shutdown,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// A user signed up by a test, with the password it chose.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn sign_up(&self, username: &str, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/users",
+            &json!({ "username": username, "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs up a new user that the test can log in as.
+    pub async fn new_user(&self, username: &str) -> TestUser {
+        let email = format!("{username}@example.com");
+        let password = format!("{username}-password-123");
+        let response = self.sign_up(username, &email, &password).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.expect("json");
+        TestUser {
+            id: body["user"]["id"].as_str().expect("id").to_owned(),
+            email,
+            password,
+            token: body["access_token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// The `password_checks_total` counter from `/metrics`.
+    pub async fn password_checks(&self) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix("password_checks_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub async fn log_in(&self, body: Value) -> Response {
+        self.post_json("/v1/sessions", &body).await
+    }
+}
+
+/// Reads an error answer and checks it has the standard shape; returns `code`.
+pub async fn error_code(response: Response) -> String {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "error answers are JSON, got {content_type:?}"
+    );
+    let body: Value = response.json().await.expect("error body is JSON");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "error has a message: {body}");
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error has a code: {body}"))
+        .to_owned()
+}
