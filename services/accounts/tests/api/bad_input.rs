@@ -20,7 +20,11 @@ async fn malformed_json_answers_400_with_the_error_body() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path} {body:?}");
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{path} {body:?}"
+            );
             assert_eq!(error_code(response).await, "bad_request");
         }
     }
@@ -29,7 +33,12 @@ async fn malformed_json_answers_400_with_the_error_body() {
 #[tokio::test]
 async fn json_of_the_wrong_shape_answers_422_with_the_error_body() {
     let app = spawn_app(Backend::Sqlite).await;
-    for body in ["[]", "42", "null", r#"{"username": 7, "email": [], "password": {}}"#] {
+    for body in [
+        "[]",
+        "42",
+        "null",
+        r#"{"username": 7, "email": [], "password": {}}"#,
+    ] {
         let response = app
             .client
             .post(app.url("/v1/users"))
@@ -38,7 +47,11 @@ async fn json_of_the_wrong_shape_answers_422_with_the_error_body() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
         error_code(response).await;
     }
 }
@@ -46,7 +59,11 @@ async fn json_of_the_wrong_shape_answers_422_with_the_error_body() {
 #[tokio::test]
 async fn a_wrong_content_type_answers_415_with_the_error_body() {
     let app = spawn_app(Backend::Sqlite).await;
-    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let mut request = app
             .client
             .post(app.url("/v1/users"))
@@ -55,7 +72,11 @@ async fn a_wrong_content_type_answers_415_with_the_error_body() {
             request = request.header("content-type", content_type);
         }
         let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
         assert_eq!(error_code(response).await, "unsupported_media_type");
     }
 }
@@ -82,7 +103,12 @@ async fn unknown_routes_and_methods_answer_404_and_405_with_the_error_body() {
     let response = app.client.get(app.url("/v1/nothing")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(response).await, "not_found");
-    let response = app.client.delete(app.url("/v1/users")).send().await.unwrap();
+    let response = app
+        .client
+        .delete(app.url("/v1/users"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(response.headers().contains_key("allow"));
     assert_eq!(error_code(response).await, "method_not_allowed");
@@ -111,5 +137,8 @@ async fn a_request_slower_than_the_timeout_is_cut_with_the_error_body() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains(r#""code":"service_unavailable""#), "{answer}");
+    assert!(
+        answer.contains(r#""code":"service_unavailable""#),
+        "{answer}"
+    );
 }

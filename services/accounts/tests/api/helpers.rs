@@ -32,7 +32,9 @@ impl Backend {
                 panic!("TEST_POSTGRES_URL must be set in CI: PostgreSQL tests may not be skipped")
             }
             _ => {
-                eprintln!("skipped: TEST_POSTGRES_URL is not set, so this PostgreSQL test did not run");
+                eprintln!(
+                    "skipped: TEST_POSTGRES_URL is not set, so this PostgreSQL test did not run"
+                );
                 None
             }
         }
@@ -96,7 +98,10 @@ async fn create_postgres_database(server: &str) -> String {
         .await
         .expect("connect to TEST_POSTGRES_URL");
     sweep_old_test_databases(&mut admin).await;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let name = format!("dozen_test_{now}_{}", uuid::Uuid::new_v4().simple());
     sqlx::Executor::execute(&mut admin, format!(r#"CREATE DATABASE "{name}""#).as_str())
         .await
@@ -115,7 +120,10 @@ async fn sweep_old_test_databases(admin: &mut sqlx::PgConnection) {
             .fetch_all(&mut *admin)
             .await
             .unwrap_or_default();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     for (name,) in names {
         let created: Option<u64> = name.split('_').nth(2).and_then(|t| t.parse().ok());
         if created.is_some_and(|t| t + 3600 < now) {
@@ -193,8 +201,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// Like `spawn_app`, with a chance to change the settings first.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::create(&backend).await;
-    let pool = database::connect_lazy(&test_settings(&database.url, &new_signing_key_pem()).database)
-        .expect("pool");
+    let pool =
+        database::connect_lazy(&test_settings(&database.url, &new_signing_key_pem()).database)
+            .expect("pool");
     accounts::migrate(&pool).await.expect("migrations");
     pool.close().await;
     start(database, adjust).await

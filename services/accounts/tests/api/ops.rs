@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{error_code, spawn_app, spawn_app_on_unreachable_database, spawn_app_with, Backend};
+use crate::helpers::{
+    error_code, spawn_app, spawn_app_on_unreachable_database, spawn_app_with, Backend,
+};
 use crate::on_every_database;
 
 on_every_database!(readiness_answers_200_when_the_database_answers);
@@ -27,7 +29,9 @@ async fn readiness_answers_503_while_the_database_is_unreachable_and_liveness_20
     let live = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(live.status(), StatusCode::OK);
     // A request that needs the database answers 503, not 500: the caller may retry.
-    let response = app.sign_up("wendy", "wendy@example.com", "a fine password").await;
+    let response = app
+        .sign_up("wendy", "wendy@example.com", "a fine password")
+        .await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(response).await, "unavailable");
 }
@@ -74,8 +78,13 @@ async fn a_callers_request_id_is_echoed_and_a_missing_one_is_made() {
 async fn metrics_count_requests_by_route_template_and_status_and_show_the_pool() {
     let app = spawn_app(Backend::Sqlite).await;
     let user = app.new_user("xena").await;
-    app.get_with_token(&format!("/v1/users/{}", user.id), &user.token).await;
-    app.client.get(app.url("/no/such/path")).send().await.unwrap();
+    app.get_with_token(&format!("/v1/users/{}", user.id), &user.token)
+        .await;
+    app.client
+        .get(app.url("/no/such/path"))
+        .send()
+        .await
+        .unwrap();
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -109,8 +118,18 @@ async fn the_openapi_document_describes_every_route() {
         .json()
         .await
         .unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
-    for path in ["/v1/users", "/v1/users/me", "/v1/users/{id}", "/v1/sessions", "/.well-known/jwks.json"] {
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/v1/users",
+        "/v1/users/me",
+        "/v1/users/{id}",
+        "/v1/sessions",
+        "/.well-known/jwks.json",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

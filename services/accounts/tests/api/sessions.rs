@@ -62,10 +62,17 @@ async fn an_unknown_user_answers_401_like_a_wrong_password(backend: Backend) {
             .log_in(json!({ "username": username, "password": "not her password" }))
             .await;
         let checks = app.password_checks().await - checks_before;
-        answers.push((response.status(), response.json::<Value>().await.unwrap(), checks));
+        answers.push((
+            response.status(),
+            response.json::<Value>().await.unwrap(),
+            checks,
+        ));
     }
     assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED);
-    assert_eq!(answers[0], answers[1], "a wrong password and an unknown user look alike");
+    assert_eq!(
+        answers[0], answers[1],
+        "a wrong password and an unknown user look alike"
+    );
     assert_eq!(answers[1].2, 1, "the unknown user cost one password check");
 }
 
@@ -77,7 +84,11 @@ async fn a_login_without_password_or_with_both_names_answers_422(backend: Backen
         json!({ "username": "olga", "email": "olga@example.com", "password": "something long" }),
     ] {
         let response = app.log_in(body.clone()).await;
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
         assert_eq!(error_code(response).await, "validation_failed");
     }
 }

@@ -120,11 +120,17 @@ async fn a_token_signed_by_another_key_is_refused() {
     let app = spawn_app(Backend::Sqlite).await;
     let user = app.new_user("uma").await;
     let stranger_key = new_signing_key_pem();
-    assert_refused(&app, &sign_with(&stranger_key, &claims_for(&user.id)), "unknown kid").await;
+    assert_refused(
+        &app,
+        &sign_with(&stranger_key, &claims_for(&user.id)),
+        "unknown kid",
+    )
+    .await;
     // The stranger's signature under accounts' own kid.
     let token = sign_with(&stranger_key, &claims_for(&user.id));
     let own_kid = Jwk::from_private_pem(&app.key_pem).unwrap().kid.unwrap();
-    let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "EdDSA", "typ": "JWT", "kid": own_kid }).to_string());
+    let header =
+        URL_SAFE_NO_PAD.encode(json!({ "alg": "EdDSA", "typ": "JWT", "kid": own_kid }).to_string());
     let rest = token.split_once('.').unwrap().1;
     assert_refused(&app, &format!("{header}.{rest}"), "kid borrowed").await;
 }
@@ -155,7 +161,14 @@ async fn alg_none_and_hmac_tokens_are_refused() {
 #[tokio::test]
 async fn garbage_in_the_authorization_header_is_refused() {
     let app = spawn_app(Backend::Sqlite).await;
-    for token in ["", "abc", "a.b.c", "....", &"x".repeat(10_000), "eyJhbGciOiJFZERTQSJ9.e30.AA"] {
+    for token in [
+        "",
+        "abc",
+        "a.b.c",
+        "....",
+        &"x".repeat(10_000),
+        "eyJhbGciOiJFZERTQSJ9.e30.AA",
+    ] {
         assert_refused(&app, token, token).await;
     }
     for header in ["Basic dXNlcjpwYXNz", "Bearer", "Token abc"] {

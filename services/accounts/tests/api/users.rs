@@ -25,9 +25,14 @@ async fn signing_up_answers_201_with_the_user_and_a_token(backend: Backend) {
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["user"]["username"], "alice");
-    assert_eq!(body["user"]["email"], "alice@example.com", "e-mail is normalised");
+    assert_eq!(
+        body["user"]["email"], "alice@example.com",
+        "e-mail is normalised"
+    );
     assert!(body["user"]["id"].as_str().is_some_and(|id| !id.is_empty()));
-    assert!(body["user"]["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(body["user"]["created_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
     assert!(body["user"].get("password_hash").is_none());
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
@@ -37,7 +42,9 @@ async fn signing_up_answers_201_with_the_user_and_a_token(backend: Backend) {
 async fn signing_up_twice_with_one_username_answers_409(backend: Backend) {
     let app = spawn_app(backend).await;
     app.new_user("bob").await;
-    let again = app.sign_up("bob", "other@example.com", "another password").await;
+    let again = app
+        .sign_up("bob", "other@example.com", "another password")
+        .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(again).await, "username_taken");
 }
@@ -63,8 +70,14 @@ async fn concurrent_signups_with_one_username_create_one_user(backend: Backend) 
         }
     });
     let statuses = futures::future::join_all(attempts).await;
-    let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
-    let conflicts = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
     assert_eq!((created, conflicts), (1, 5), "{statuses:?}");
 }
 
@@ -72,8 +85,18 @@ async fn invalid_signup_fields_answer_422_naming_each_field(backend: Backend) {
     let app = spawn_app(backend).await;
     let cases = [
         ("ab", "ok@example.com", "long enough password", "username"),
-        ("Upper", "ok@example.com", "long enough password", "username"),
-        (&"x".repeat(33) as &str, "ok@example.com", "long enough password", "username"),
+        (
+            "Upper",
+            "ok@example.com",
+            "long enough password",
+            "username",
+        ),
+        (
+            &"x".repeat(33) as &str,
+            "ok@example.com",
+            "long enough password",
+            "username",
+        ),
         ("erin", "not-an-email", "long enough password", "email"),
         ("erin", "erin@localhost", "long enough password", "email"),
         ("erin", "erin@example.com", "short", "password"),
@@ -81,11 +104,19 @@ async fn invalid_signup_fields_answer_422_naming_each_field(backend: Backend) {
     ];
     for (username, email, password, field) in cases {
         let response = app.sign_up(username, email, password).await;
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "validation_failed");
         assert!(body["error"]["fields"][field].is_array(), "{body}");
-        assert_eq!(body["error"]["fields"].as_object().unwrap().len(), 1, "{body}");
+        assert_eq!(
+            body["error"]["fields"].as_object().unwrap().len(),
+            1,
+            "{body}"
+        );
     }
 }
 
@@ -127,7 +158,11 @@ async fn a_signed_in_user_reads_another_users_public_fields_only(backend: Backen
 async fn an_unknown_user_id_answers_404(backend: Backend) {
     let app = spawn_app(backend).await;
     let judy = app.new_user("judy").await;
-    for id in ["0190b6a0-0000-7000-8000-000000000000", "not-a-uuid", "%27%20OR%201%3D1"] {
+    for id in [
+        "0190b6a0-0000-7000-8000-000000000000",
+        "not-a-uuid",
+        "%27%20OR%201%3D1",
+    ] {
         let response = app
             .get_with_token(&format!("/v1/users/{id}"), &judy.token)
             .await;
@@ -138,7 +173,12 @@ async fn an_unknown_user_id_answers_404(backend: Backend) {
 
 async fn reading_users_without_a_token_answers_401(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.client.get(app.url("/v1/users/me")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/v1/users/me"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().contains_key("www-authenticate"));
     assert_eq!(error_code(response).await, "unauthorized");
