@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{new_signing_key_pem, Backend, TestDatabase};
-use crate::on_every_database;
+use dozen_testing::on_every_database;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_accounts");
 

@@ -1,7 +1,6 @@
 //! Starting accounts for a test, on SQLite or on PostgreSQL, and talking to it.
 
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use accounts::tokens::TokenSigner;
 use accounts::{Application, Settings};
@@ -9,147 +8,10 @@ use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::{LogFormat, LogSettings};
 use dozen_runtime::shutdown::Shutdown;
+pub use dozen_testing::{Backend, TestDatabase};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
-
-/// Which database a test runs on.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Sqlite,
-    /// The server URL, from `TEST_POSTGRES_URL`.
-    Postgres(String),
-}
-
-impl Backend {
-    /// The machine's PostgreSQL, when `TEST_POSTGRES_URL` names it. In CI a missing
-    /// URL is a failure, never a silent skip.
-    pub fn postgres() -> Option<Self> {
-        match std::env::var("TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("TEST_POSTGRES_URL must be set in CI: PostgreSQL tests may not be skipped")
-            }
-            _ => {
-                eprintln!(
-                    "skipped: TEST_POSTGRES_URL is not set, so this PostgreSQL test did not run"
-                );
-                None
-            }
-        }
-    }
-}
-
-/// Runs an async test body once per database: `mod sqlite` and `mod postgres`.
-#[macro_export]
-macro_rules! on_every_database {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test($crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(backend) = $crate::helpers::Backend::postgres() {
-                        super::$test(backend).await
-                    }
-                }
-            )*
-        }
-    };
-}
-
-/// A database of its own for one test: a temporary SQLite file, or a fresh
-/// PostgreSQL database named `dozen_test_<unix time>_<random>`.
-#[derive(Debug)]
-pub struct TestDatabase {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDatabase {
-    pub async fn create(backend: &Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temporary folder");
-                let url = format!("sqlite://{}", dir.path().join("accounts.db").display());
-                Self {
-                    url,
-                    _dir: Some(dir),
-                }
-            }
-            Backend::Postgres(server) => Self {
-                url: create_postgres_database(server).await,
-                _dir: None,
-            },
-        }
-    }
-}
-
-async fn create_postgres_database(server: &str) -> String {
-    let mut admin = sqlx::PgConnection::connect(server)
-        .await
-        .expect("connect to TEST_POSTGRES_URL");
-    sweep_old_test_databases(&mut admin).await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let name = format!("dozen_test_{now}_{}", uuid::Uuid::new_v4().simple());
-    sqlx::Executor::execute(&mut admin, format!(r#"CREATE DATABASE "{name}""#).as_str())
-        .await
-        .expect("create test database");
-    with_database(server, &name)
-}
-
-/// Drops test databases older than an hour, left by earlier runs.
-async fn sweep_old_test_databases(admin: &mut sqlx::PgConnection) {
-    static SWEPT: OnceLock<()> = OnceLock::new();
-    if SWEPT.set(()).is_err() {
-        return;
-    }
-    let names: Vec<(String,)> =
-        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'dozen_test_%'")
-            .fetch_all(&mut *admin)
-            .await
-            .unwrap_or_default();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    for (name,) in names {
-        let created: Option<u64> = name.split('_').nth(2).and_then(|t| t.parse().ok());
-        if created.is_some_and(|t| t + 3600 < now) {
-            let _ = sqlx::Executor::execute(
-                &mut *admin,
-                format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
-            )
-            .await;
-        }
-    }
-}
-
-/// The server URL with its database name replaced.
-fn with_database(server: &str, name: &str) -> String {
-    let (base, query) = server.split_once('?').unwrap_or((server, ""));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    if query.is_empty() {
-        format!("{base}/{name}")
-    } else {
-        format!("{base}/{name}?{query}")
-    }
-}
 
 /// A fresh Ed25519 private key in PKCS#8 PEM form.
 pub fn new_signing_key_pem() -> String {
@@ -211,10 +73,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
 
 /// An app whose database never answers: nothing listens on port 1.
 pub async fn spawn_app_on_unreachable_database() -> TestApp {
-    let database = TestDatabase {
-        url: "postgres://dozen@127.0.0.1:1/nothing".into(),
-        _dir: None,
-    };
+    let database = TestDatabase::at("postgres://dozen@127.0.0.1:1/nothing");
     start(database, |settings| {
         settings.database.acquire_timeout = Duration::from_millis(500);
     })

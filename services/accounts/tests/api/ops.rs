@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::helpers::{
     error_code, spawn_app, spawn_app_on_unreachable_database, spawn_app_with, Backend,
 };
-use crate::on_every_database;
+use dozen_testing::on_every_database;
 
 on_every_database!(readiness_answers_200_when_the_database_answers);
 

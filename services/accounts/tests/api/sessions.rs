@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app, Backend};
-use crate::on_every_database;
+use dozen_testing::on_every_database;
 
 on_every_database!(
     logging_in_by_username_answers_a_token_for_that_user,

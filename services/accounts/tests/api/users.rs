@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{error_code, spawn_app, Backend};
-use crate::on_every_database;
+use dozen_testing::on_every_database;
 
 on_every_database!(
     signing_up_answers_201_with_the_user_and_a_token,
