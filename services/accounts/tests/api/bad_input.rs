@@ -13,13 +13,8 @@ async fn malformed_json_answers_400_with_the_error_body() {
     for body in ["{", "{\"username\": }", "not json", r#"{"a":1,}"#, "\u{0}"] {
         for path in ["/v1/users", "/v1/sessions"] {
             let response = app
-                .client
-                .post(app.url(path))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+                .post_raw(path, Some("application/json"), body.to_owned())
+                .await;
             assert_eq!(
                 response.status(),
                 StatusCode::BAD_REQUEST,
@@ -40,13 +35,8 @@ async fn json_of_the_wrong_shape_answers_422_with_the_error_body() {
         r#"{"username": 7, "email": [], "password": {}}"#,
     ] {
         let response = app
-            .client
-            .post(app.url("/v1/users"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .post_raw("/v1/users", Some("application/json"), body.to_owned())
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -64,14 +54,8 @@ async fn a_wrong_content_type_answers_415_with_the_error_body() {
         Some("text/plain"),
         Some("application/x-www-form-urlencoded"),
     ] {
-        let mut request = app
-            .client
-            .post(app.url("/v1/users"))
-            .body(r#"{"username":"a","email":"b","password":"c"}"#);
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        let response = request.send().await.unwrap();
+        let body = r#"{"username":"a","email":"b","password":"c"}"#.to_owned();
+        let response = app.post_raw("/v1/users", content_type, body).await;
         assert_eq!(
             response.status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -86,13 +70,8 @@ async fn an_oversized_body_answers_413_with_the_error_body() {
     let app = spawn_app(Backend::Sqlite).await;
     let huge = format!(r#"{{"username":"{}"}}"#, "x".repeat(200 * 1024));
     let response = app
-        .client
-        .post(app.url("/v1/users"))
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/v1/users", Some("application/json"), huge)
+        .await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(response).await, "payload_too_large");
 }

@@ -119,6 +119,26 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// GETs `path` and reads the answer as JSON, whatever its status.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        response.json().await.expect("JSON answer")
+    }
+
+    /// POSTs a raw body with the given content type (none when `None`).
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: String) -> Response {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.expect("request")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(self.url(path))

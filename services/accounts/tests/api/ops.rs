@@ -42,15 +42,7 @@ async fn liveness_names_the_service_its_version_commit_and_release() {
         settings.http.release_id = Some("v42".into());
     })
     .await;
-    let body: Value = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json("/healthz").await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["service"], "accounts");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
@@ -109,15 +101,7 @@ async fn metrics_count_requests_by_route_template_and_status_and_show_the_pool()
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let app = spawn_app(Backend::Sqlite).await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_json("/openapi.json").await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",

@@ -40,15 +40,7 @@ async fn assert_refused(app: &TestApp, token: &str, why: &str) {
 async fn a_token_verifies_with_the_published_public_keys_alone() {
     let app = spawn_app(Backend::Sqlite).await;
     let user = app.new_user("pat").await;
-    let jwks: JwkSet = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = app.get_json("/.well-known/jwks.json").await;
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!(jwks.keys[0].alg.as_deref(), Some("EdDSA"));
     assert!(jwks.keys[0].kid.is_some());
