@@ -3,12 +3,15 @@
 //! - [`TestDatabase`]: a database of the test's own, a temporary SQLite file or a
 //!   fresh PostgreSQL database on the server named by `TEST_POSTGRES_URL`.
 //! - [`on_every_database!`]: runs one async test body on each [`Backend`].
+//! - [`TcpProxy`]: a real network outage between a client and its server.
 //! - [`required_server`]: the URL of a server a test needs, from an env var;
 //!   skipped with a printed reason locally, a failure in CI.
 
 mod database;
+mod proxy;
 
 pub use database::{Backend, TestDatabase};
+pub use proxy::TcpProxy;
 
 /// The URL in `var`, when set. Without it the test is skipped with a printed
 /// reason, except in CI (`CI` set), where a missing server is a failure.

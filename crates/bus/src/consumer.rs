@@ -1,0 +1,247 @@
+//! A consumer: the worker loop that takes events from a subscription and runs
+//! a handler on each, with the delivery policy of the contract (see the crate docs).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dozen_runtime::shutdown::Shutdown;
+use futures::FutureExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::backend::{Bus, Delivery};
+use crate::event::{DecodeError, Event, EventType};
+use crate::subscription::Subscription;
+
+/// Why a handler did not finish its work.
+#[derive(Debug)]
+pub struct HandlerError {
+    message: String,
+    permanent: bool,
+}
+
+impl HandlerError {
+    /// Worth retrying: a backing service was down, a lock timed out…
+    pub fn transient(error: impl std::fmt::Display) -> Self {
+        Self {
+            message: error.to_string(),
+            permanent: false,
+        }
+    }
+
+    /// Retrying cannot help (the event is malformed): dead-letter it at once.
+    pub fn permanent(error: impl std::fmt::Display) -> Self {
+        Self {
+            message: error.to_string(),
+            permanent: true,
+        }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Any error a handler meets with `?` is transient unless it says otherwise.
+impl<E: std::error::Error> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        Self::transient(error)
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+
+/// What a consumer runs for each event.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, event: Event) -> HandlerFuture;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    fn handle(&self, event: Event) -> HandlerFuture {
+        Box::pin(self(event))
+    }
+}
+
+/// A handler for one event type: decodes the data first; data that does not
+/// decode is a poison event and goes straight to the dead-letter queue.
+pub fn typed<T, F, Fut>(handler: F) -> impl Handler
+where
+    T: EventType + Send + 'static,
+    F: Fn(T, Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    move |event: Event| {
+        let handler = handler.clone();
+        async move {
+            let data = event
+                .decode::<T>()
+                .map_err(|e: DecodeError| HandlerError::permanent(e))?;
+            handler(data, event).await
+        }
+    }
+}
+
+/// How long an idle consumer waits before looking again without a wake-up.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs a handler over a subscription until shutdown.
+pub struct Consumer {
+    bus: Arc<dyn Bus>,
+    subscription: Arc<Subscription>,
+    handler: Arc<dyn Handler>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("subscription", &self.subscription.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    pub fn new(bus: Arc<dyn Bus>, subscription: Subscription, handler: impl Handler) -> Self {
+        Self {
+            bus,
+            subscription: Arc::new(subscription),
+            handler: Arc::new(handler),
+        }
+    }
+
+    /// Declares the subscription, then handles events until `shutdown`
+    /// triggers; then takes no more, lets the events in hand finish and
+    /// settles them, and returns. A bus that is down is retried, never fatal.
+    pub async fn run(self, shutdown: Shutdown) {
+        let sub = self.subscription.clone();
+        let mut pause = Duration::from_millis(100);
+        while let Err(error) = self.bus.declare(&sub).await {
+            tracing::warn!(subscription = sub.name, error = %error, "cannot declare the subscription yet");
+            if sleep_or_shutdown(pause, &shutdown).await {
+                return;
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+        let permits = Arc::new(Semaphore::new(sub.max_in_flight));
+        let mut in_hand = JoinSet::new();
+        pause = Duration::from_millis(100);
+        while !shutdown.is_triggered() {
+            while in_hand.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = in_hand.join_next() => {}
+                    () = shutdown.triggered() => break,
+                }
+                continue;
+            }
+            match self.bus.receive(&sub, free).await {
+                Ok(batch) if batch.is_empty() => {
+                    tokio::select! {
+                        () = self.bus.wait(&sub, IDLE_WAIT) => {}
+                        () = shutdown.triggered() => break,
+                    }
+                }
+                Ok(batch) => {
+                    pause = Duration::from_millis(100);
+                    for delivery in batch {
+                        let permit = permits.clone().acquire_owned().await;
+                        let (bus, sub, handler) =
+                            (self.bus.clone(), sub.clone(), self.handler.clone());
+                        in_hand.spawn(async move {
+                            process(&*bus, &sub, &*handler, delivery).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(subscription = sub.name, error = %error, "cannot receive; retrying");
+                    if sleep_or_shutdown(pause, &shutdown).await {
+                        break;
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let draining = in_hand.len();
+        if draining > 0 {
+            tracing::info!(
+                subscription = sub.name,
+                events = draining,
+                "draining events in hand"
+            );
+        }
+        while in_hand.join_next().await.is_some() {}
+        tracing::info!(subscription = sub.name, "consumer stopped");
+    }
+}
+
+/// Sleeps, or returns `true` at once when shutdown triggers.
+async fn sleep_or_shutdown(duration: Duration, shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => false,
+        () = shutdown.triggered() => true,
+    }
+}
+
+/// Runs the handler on one delivery and settles it: ack, retry later, or dead-letter.
+async fn process(bus: &dyn Bus, sub: &Subscription, handler: &dyn Handler, delivery: Delivery) {
+    let event = &delivery.event;
+    let span = tracing::info_span!(
+        "event",
+        subscription = sub.name,
+        event_id = event.id,
+        event_type = event.event_type,
+        trace_id = event.trace_id().unwrap_or_default(),
+        attempt = delivery.attempt,
+    );
+    async {
+        let settled = if delivery.attempt > sub.max_attempts {
+            // Delivered this often without being settled: its handlers keep dying.
+            let error = "the handler never finished (visibility timeout passed on every attempt)";
+            tracing::error!(error, "dead-lettering event");
+            bus.dead_letter(sub, &delivery, error).await
+        } else {
+            let outcome = AssertUnwindSafe(handler.handle(event.clone()))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(HandlerError::transient("the handler panicked")));
+            match outcome {
+                Ok(()) => bus.ack(sub, &delivery).await,
+                Err(error) if error.permanent || delivery.attempt >= sub.max_attempts => {
+                    tracing::error!(error = %error, "dead-lettering event");
+                    bus.dead_letter(sub, &delivery, &error.message).await
+                }
+                Err(error) => {
+                    let delay = sub.retry_delay(delivery.attempt);
+                    tracing::warn!(
+                        error = %error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "handler failed; will retry"
+                    );
+                    bus.retry(sub, &delivery, delay, &error.message).await
+                }
+            }
+        };
+        if let Err(error) = settled {
+            // Unsettled, the event comes back after the visibility timeout.
+            tracing::warn!(error = %error, "could not settle the event");
+        }
+    }
+    .instrument(span)
+    .await;
+}

@@ -1,0 +1,276 @@
+//! The transactional outbox: an event is written in the same database
+//! transaction as the state change it reports, and a relay inside the
+//! producing process publishes it afterwards.
+//!
+//! Commit and event cannot disagree: if the process dies after the commit, the
+//! row is still there and the relay publishes it after restart. Delivery is at
+//! least once (a crash between publishing and deleting the row publishes it
+//! again), which consumers absorb with the [`crate::inbox`].
+//!
+//! Only one relay per database works at a time (a lease row elects it), so
+//! events leave in commit order; another instance takes over within
+//! [`LEASE_TTL`] if the holder dies.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dozen_runtime::shutdown::Shutdown;
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::Notify;
+
+use crate::backend::{Bus, BusError};
+use crate::event::Event;
+
+/// How long a relay's claim to the outbox lasts without renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How often an idle relay looks for rows committed by other processes.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+const BATCH: i64 = 256;
+
+fn is_postgres(pool: &AnyPool) -> bool {
+    pool.connect_options()
+        .database_url
+        .scheme()
+        .starts_with("postgres")
+}
+
+/// Creates the outbox and inbox tables in the service's own database; idempotent.
+/// Call it from the service's `migrate` command.
+pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let id_column = if is_postgres(pool) {
+        "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    } else {
+        "id INTEGER PRIMARY KEY"
+    };
+    let statements = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS bus_outbox (
+                {id_column},
+                topic      TEXT NOT NULL,
+                body       TEXT NOT NULL,
+                created_at BIGINT NOT NULL)"
+        ),
+        "CREATE TABLE IF NOT EXISTS bus_outbox_lease (
+            name       TEXT PRIMARY KEY,
+            holder     TEXT NOT NULL,
+            expires_at BIGINT NOT NULL)"
+            .to_owned(),
+        "CREATE TABLE IF NOT EXISTS bus_inbox (
+            subscription TEXT NOT NULL,
+            event_id     TEXT NOT NULL,
+            handled_at   BIGINT NOT NULL,
+            PRIMARY KEY (subscription, event_id))"
+            .to_owned(),
+    ];
+    let mut tx = pool.begin().await?;
+    for statement in &statements {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+pub(crate) fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The producing side: enqueue inside a transaction, then tell the relay.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox {
+    committed: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `event` to the caller's transaction; it is published to the topic
+    /// named by its type once the transaction commits.
+    pub async fn enqueue(&self, tx: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
+        let body = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query("INSERT INTO bus_outbox (topic, body, created_at) VALUES ($1, $2, $3)")
+            .bind(&event.event_type)
+            .bind(body)
+            .bind(now_millis())
+            .execute(tx)
+            .await
+            .map(|_| ())
+    }
+
+    /// Call after the commit: the relay publishes at once instead of at its next poll.
+    pub fn committed(&self) {
+        self.committed.notify_one();
+    }
+
+    /// The relay for this outbox, publishing from `pool` to `bus`.
+    pub fn relay(&self, pool: AnyPool, bus: Arc<dyn Bus>) -> Relay {
+        Relay {
+            pool,
+            bus,
+            committed: self.committed.clone(),
+            holder: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+/// Publishes outbox rows to the bus; runs inside the producing process.
+pub struct Relay {
+    pool: AnyPool,
+    bus: Arc<dyn Bus>,
+    committed: Arc<Notify>,
+    holder: String,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("outbox database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+struct Pending {
+    id: i64,
+    topic: String,
+    event: Event,
+}
+
+impl Relay {
+    /// Publishes until `shutdown`; then makes one last attempt to flush what is
+    /// pending, hands the lease back and returns. Failures are retried with
+    /// backoff while the bus or the database is unreachable.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut lease_renewed: Option<Instant> = None;
+        let mut pause = Duration::from_millis(100);
+        let mut failing = false;
+        loop {
+            let stopping = shutdown.is_triggered();
+            let committed = self.committed.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
+            match self.step(&mut lease_renewed).await {
+                Ok(published) => {
+                    if failing {
+                        tracing::info!("outbox relay recovered");
+                        failing = false;
+                    }
+                    pause = Duration::from_millis(100);
+                    if published > 0 {
+                        continue;
+                    }
+                    if stopping {
+                        break;
+                    }
+                    let idle = if lease_renewed.is_some() {
+                        IDLE_POLL
+                    } else {
+                        LEASE_TTL / 3
+                    };
+                    tokio::select! {
+                        () = committed => {}
+                        () = tokio::time::sleep(idle) => {}
+                        () = shutdown.triggered() => {}
+                    }
+                }
+                Err(error) => {
+                    if !failing {
+                        tracing::warn!(error = %error, "outbox relay cannot publish; retrying with backoff");
+                        failing = true;
+                    }
+                    if stopping {
+                        tracing::warn!("stopping with events still in the outbox; they go out at the next start");
+                        break;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = shutdown.triggered() => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if lease_renewed.is_some() {
+            let _ =
+                sqlx::query("DELETE FROM bus_outbox_lease WHERE name = 'relay' AND holder = $1")
+                    .bind(&self.holder)
+                    .execute(&self.pool)
+                    .await;
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// One round: hold the lease, publish a batch, delete it. Returns how many
+    /// events went out (0 when idle or when another relay holds the lease).
+    async fn step(&self, lease_renewed: &mut Option<Instant>) -> Result<usize, RelayError> {
+        let fresh = lease_renewed.is_some_and(|at| at.elapsed() < LEASE_TTL / 3);
+        if !fresh {
+            *lease_renewed = self.take_lease().await?.then(Instant::now);
+        }
+        if lease_renewed.is_none() {
+            return Ok(0);
+        }
+        let rows = sqlx::query("SELECT id, topic, body FROM bus_outbox ORDER BY id LIMIT $1")
+            .bind(BATCH)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in rows {
+            let body: String = row.try_get(2)?;
+            batch.push(Pending {
+                id: row.try_get(0)?,
+                topic: row.try_get(1)?,
+                event: serde_json::from_str(&body).map_err(BusError::from)?,
+            });
+        }
+        // Publish runs of one topic together, keeping the order of the rows.
+        let mut start = 0;
+        while start < batch.len() {
+            let topic = &batch[start].topic;
+            let end = batch[start..]
+                .iter()
+                .position(|row| &row.topic != topic)
+                .map_or(batch.len(), |n| start + n);
+            let events: Vec<Event> = batch[start..end].iter().map(|r| r.event.clone()).collect();
+            self.bus.publish(topic, &events).await?;
+            self.delete(&batch[start..end]).await?;
+            start = end;
+        }
+        Ok(batch.len())
+    }
+
+    async fn take_lease(&self) -> Result<bool, sqlx::Error> {
+        let now = now_millis();
+        let taken = sqlx::query(
+            "INSERT INTO bus_outbox_lease (name, holder, expires_at) VALUES ('relay', $1, $2)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE bus_outbox_lease.holder = excluded.holder OR bus_outbox_lease.expires_at < $3",
+        )
+        .bind(&self.holder)
+        .bind(now + LEASE_TTL.as_millis() as i64)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(taken.rows_affected() > 0)
+    }
+
+    async fn delete(&self, rows: &[Pending]) -> Result<(), sqlx::Error> {
+        let placeholders: Vec<String> = (1..=rows.len()).map(|n| format!("${n}")).collect();
+        let statement = format!(
+            "DELETE FROM bus_outbox WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&statement);
+        for row in rows {
+            query = query.bind(row.id);
+        }
+        query.execute(&self.pool).await.map(|_| ())
+    }
+}

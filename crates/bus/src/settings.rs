@@ -1,0 +1,112 @@
+//! `BUS_URL`: which backend, where. The scheme picks the backend.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use dozen_runtime::config::{ConfigError, Env, FromEnv};
+
+use crate::backend::{Bus, BusError};
+use crate::sql::SqlBus;
+
+/// A bus URL; any password in it is hidden when printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BusUrl(String);
+
+impl BusUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.0.split_once("://").map_or("", |(scheme, _)| scheme)
+    }
+}
+
+const SCHEMES: [&str; 6] = [
+    "sqlite",
+    "postgres",
+    "postgresql",
+    "nats",
+    "amqp",
+    "sns+sqs",
+];
+
+impl FromStr for BusUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let url = BusUrl(url.trim().to_owned());
+        if SCHEMES.contains(&url.scheme()) {
+            Ok(url)
+        } else {
+            Err(format!(
+                "must start with one of {}",
+                SCHEMES.map(|s| format!("{s}://")).join(", ")
+            ))
+        }
+    }
+}
+
+impl fmt::Display for BusUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Reuse the database URL's redaction: same user:password@host shape.
+        match self.0.parse::<dozen_runtime::database::DatabaseUrl>() {
+            Ok(db) => write!(f, "{db}"),
+            Err(_) => match self.0.split_once('@') {
+                Some((userinfo, host)) if userinfo.contains(':') => {
+                    let user = userinfo.rsplit_once(':').map_or(userinfo, |(u, _)| u);
+                    write!(f, "{user}:***@{host}")
+                }
+                _ => f.write_str(&self.0),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for BusUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BusUrl({self})")
+    }
+}
+
+/// `BUS_URL` (required).
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    pub url: BusUrl,
+}
+
+impl FromEnv for BusSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: env.required("BUS_URL")?,
+        })
+    }
+}
+
+/// The bus at `url`. Connects lazily: a bus that is down at start only
+/// delays delivery (and shows in `/readyz`).
+pub fn connect(url: &BusUrl) -> Result<Arc<dyn Bus>, BusError> {
+    match url.scheme() {
+        "sqlite" | "postgres" | "postgresql" => Ok(Arc::new(SqlBus::connect(url.expose())?)),
+        "nats" => Err(BusError::FeatureDisabled("nats")),
+        "amqp" => Err(BusError::FeatureDisabled("amqp")),
+        "sns+sqs" => Err(BusError::FeatureDisabled("sns+sqs")),
+        _ => Err(BusError::UnsupportedUrl(url.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bus_urls_name_a_known_scheme_and_hide_passwords() {
+        let url: BusUrl = "amqp://guest:secret@127.0.0.1:5672/dozen".parse().unwrap();
+        assert_eq!(url.scheme(), "amqp");
+        assert!(!url.to_string().contains("secret"), "{url}");
+        assert!("redis://x".parse::<BusUrl>().is_err());
+        let env = Env::from_pairs([]);
+        assert_eq!(BusSettings::from_env(&env).unwrap_err().var, "BUS_URL");
+    }
+}

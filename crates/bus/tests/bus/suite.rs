@@ -1,0 +1,885 @@
+//! The conformance suite: every promise of the delivery contract, as an async
+//! test function that takes any backend. `conformance_suite!` stamps them out
+//! as `#[tokio::test]`s for one backend. Every test uses its own topic and
+//! subscriptions, so they run in parallel on one bus.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dozen_bus::{
+    inbox, outbox, typed, Bus, BusUrl, Consumer, Event, EventType, HandlerError, Outbox,
+    Subscription,
+};
+use dozen_runtime::shutdown::Shutdown;
+use dozen_testing::TestDatabase;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
+
+use crate::flaky::FlakyBus;
+
+/// What a backend can do; a test of something it cannot do is skipped, saying why.
+#[derive(Debug, Clone, Copy)]
+pub struct Features {
+    /// Ordered subscriptions handle one key's events one at a time, in order.
+    pub per_key_order: bool,
+}
+
+impl Features {
+    pub const ALL: Features = Features {
+        per_key_order: true,
+    };
+}
+
+/// One backend, ready for a test.
+pub struct Harness {
+    pub url: BusUrl,
+    pub bus: Arc<dyn Bus>,
+    pub features: Features,
+    /// Whatever must live as long as the test (a temporary folder, a database).
+    pub _keep: Option<TestDatabase>,
+}
+
+impl Harness {
+    /// A second, independent connection to the same bus, as another process would have.
+    pub fn another_bus(&self) -> Arc<dyn Bus> {
+        dozen_bus::connect(&self.url).expect("connect again")
+    }
+}
+
+/// Stamps the whole suite out as tests for one backend: `$harness` is an
+/// `async fn() -> Option<Harness>` (None: the backend is not available here).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:path) => {
+        $crate::conformance_suite!(@tests $harness;
+            publish_and_subscribe_delivers_every_event_with_its_data,
+            every_subscription_of_a_topic_gets_every_event,
+            competing_consumers_share_a_queue_and_each_event_is_handled_once,
+            a_failed_event_is_redelivered_after_a_backoff,
+            an_unacknowledged_event_is_redelivered_after_the_visibility_timeout,
+            an_event_that_keeps_failing_is_dead_lettered_and_redrive_brings_it_back,
+            a_poison_event_goes_to_the_dead_letter_queue_and_does_not_hold_back_others,
+            a_consumer_holds_no_more_events_than_its_in_flight_limit,
+            events_with_one_key_are_handled_in_publish_order,
+            events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_twice_in_effect,
+            an_event_in_hand_at_shutdown_finishes_and_is_not_redelivered,
+            ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_no_effect,
+            operations_list_show_redrive_and_purge_dead_letters,
+            declaring_is_idempotent_and_a_name_cannot_change_topic,
+        );
+    };
+    (@tests $harness:path; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                if let Some(harness) = $harness().await {
+                    $crate::suite::$test(&harness).await
+                }
+            }
+        )*
+    };
+}
+
+/// The test event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {
+    pub n: u32,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub poison: bool,
+}
+
+impl EventType for Probe {
+    const TYPE: &'static str = "test.probe";
+    const VERSION: u32 = 1;
+    fn ordering_key(&self) -> Option<String> {
+        self.key.clone()
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+fn probe(n: u32) -> Event {
+    Event::new(
+        "suite",
+        &Probe {
+            n,
+            key: None,
+            poison: false,
+        },
+    )
+    .unwrap()
+}
+
+fn probes(range: std::ops::Range<u32>) -> Vec<Event> {
+    range.map(probe).collect()
+}
+
+/// A subscription with test-sized timings.
+fn quick(name: &str, topic: &str) -> Subscription {
+    Subscription::new(name, topic)
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .visibility_timeout(Duration::from_secs(5))
+}
+
+/// What the handlers saw, in the order they saw it.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<(usize, Event, Instant)>>>);
+
+impl Seen {
+    fn push(&self, consumer: usize, event: &Event) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((consumer, event.clone(), Instant::now()));
+    }
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn numbers(&self) -> Vec<u32> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e, _)| n_of(e))
+            .collect()
+    }
+    fn entries(&self) -> Vec<(usize, Event, Instant)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn n_of(event: &Event) -> u32 {
+    event.decode::<Probe>().unwrap().n
+}
+
+/// Consumers running in the test; stopped (and drained) on `stop` or drop.
+struct Running {
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn new() -> Self {
+        Self {
+            shutdown: Shutdown::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, bus: Arc<dyn Bus>, sub: Subscription, handler: impl dozen_bus::Handler) {
+        let consumer = Consumer::new(bus, sub, handler);
+        self.tasks
+            .push(tokio::spawn(consumer.run(self.shutdown.clone())));
+    }
+
+    /// Starts a consumer that records what it sees and succeeds.
+    fn recording(&mut self, bus: Arc<dyn Bus>, sub: Subscription, seen: &Seen, consumer: usize) {
+        let seen = seen.clone();
+        self.start(bus, sub, move |event: Event| {
+            seen.push(consumer, &event);
+            async { Ok(()) }
+        });
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.trigger();
+        for task in self.tasks.drain(..) {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Waits for `done` to hold, polling; fails the test after `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn stats(bus: &Arc<dyn Bus>, name: &str) -> dozen_bus::SubscriptionStats {
+    bus.subscriptions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("subscription {name} is listed"))
+}
+
+pub async fn publish_and_subscribe_delivers_every_event_with_its_data(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic);
+    h.bus.declare(&sub).await.unwrap();
+    let seen = Seen::default();
+    let mut running = Running::new();
+    running.recording(h.bus.clone(), sub.clone(), &seen, 0);
+    let sent = probes(0..3);
+    h.bus.publish(&topic, &sent).await.unwrap();
+    eventually(Duration::from_secs(10), "3 events", || async {
+        seen.len() == 3
+    })
+    .await;
+    let got: Vec<Event> = seen.entries().into_iter().map(|(_, e, _)| e).collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by_key(n_of);
+    assert_eq!(
+        got_sorted, sent,
+        "events arrive whole: id, type, data, trace context"
+    );
+    running.stop().await;
+    let after = stats(&h.bus, &sub.name).await;
+    assert_eq!(
+        (after.depth, after.in_flight, after.dead_letters),
+        (0, 0, 0)
+    );
+}
+
+pub async fn every_subscription_of_a_topic_gets_every_event(h: &Harness) {
+    let topic = unique("topic");
+    let (first, second) = (quick(&unique("a"), &topic), quick(&unique("b"), &topic));
+    h.bus.declare(&first).await.unwrap();
+    h.bus.declare(&second).await.unwrap();
+    let (seen_first, seen_second) = (Seen::default(), Seen::default());
+    let mut running = Running::new();
+    running.recording(h.bus.clone(), first, &seen_first, 0);
+    running.recording(h.another_bus(), second, &seen_second, 1);
+    h.bus.publish(&topic, &probes(0..5)).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "5 events on each subscription",
+        || async { seen_first.len() == 5 && seen_second.len() == 5 },
+    )
+    .await;
+    for seen in [&seen_first, &seen_second] {
+        let mut numbers = seen.numbers();
+        numbers.sort();
+        assert_eq!(numbers, [0, 1, 2, 3, 4]);
+    }
+}
+
+pub async fn competing_consumers_share_a_queue_and_each_event_is_handled_once(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic).max_in_flight(4);
+    h.bus.declare(&sub).await.unwrap();
+    let seen = Seen::default();
+    let mut running = Running::new();
+    for consumer in 0..4 {
+        let seen = seen.clone();
+        running.start(h.another_bus(), sub.clone(), move |event: Event| {
+            seen.push(consumer, &event);
+            async {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                Ok(())
+            }
+        });
+    }
+    h.bus.publish(&topic, &probes(0..200)).await.unwrap();
+    eventually(Duration::from_secs(30), "200 events", || async {
+        seen.len() >= 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut numbers = seen.numbers();
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        (0..200).collect::<Vec<_>>(),
+        "each event handled exactly once"
+    );
+    let workers: HashSet<usize> = seen.entries().iter().map(|(c, _, _)| *c).collect();
+    assert!(
+        workers.len() >= 2,
+        "the work was shared, not taken by one: {workers:?}"
+    );
+}
+
+pub async fn a_failed_event_is_redelivered_after_a_backoff(h: &Harness) {
+    let topic = unique("topic");
+    let sub = Subscription::new(&unique("sub"), &topic)
+        .backoff(Duration::from_millis(400), Duration::from_secs(1));
+    h.bus.declare(&sub).await.unwrap();
+    let seen = Seen::default();
+    let mut running = Running::new();
+    {
+        let seen = seen.clone();
+        running.start(h.bus.clone(), sub.clone(), move |event: Event| {
+            seen.push(0, &event);
+            let first = seen.len() == 1;
+            async move {
+                if first {
+                    Err(HandlerError::transient("not yet"))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    }
+    h.bus.publish(&topic, &[probe(7)]).await.unwrap();
+    eventually(Duration::from_secs(10), "the redelivery", || async {
+        seen.len() == 2
+    })
+    .await;
+    let entries = seen.entries();
+    assert_eq!(entries[0].1.id, entries[1].1.id, "the same event came back");
+    let gap = entries[1].2 - entries[0].2;
+    assert!(
+        gap >= Duration::from_millis(200),
+        "after the backoff (jitter floor 200 ms), not at once: {gap:?}"
+    );
+    running.stop().await;
+    let after = stats(&h.bus, &sub.name).await;
+    assert_eq!(
+        (after.depth, after.dead_letters),
+        (0, 0),
+        "acknowledged on the second try"
+    );
+}
+
+pub async fn an_unacknowledged_event_is_redelivered_after_the_visibility_timeout(h: &Harness) {
+    let topic = unique("topic");
+    let sub =
+        Subscription::new(&unique("sub"), &topic).visibility_timeout(Duration::from_millis(600));
+    h.bus.declare(&sub).await.unwrap();
+    h.bus.publish(&topic, &[probe(1)]).await.unwrap();
+    let crashed = h.bus.receive(&sub, 10).await.unwrap();
+    assert_eq!(crashed.len(), 1);
+    assert_eq!(crashed[0].attempt, 1);
+    // The consumer "dies": it never settles the delivery.
+    let other = h.another_bus();
+    assert!(
+        other.receive(&sub, 10).await.unwrap().is_empty(),
+        "invisible while held"
+    );
+    assert_eq!(stats(&h.bus, &sub.name).await.in_flight, 1);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let again = other.receive(&sub, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "redelivered after the visibility timeout");
+    assert_eq!(again[0].event.id, crashed[0].event.id);
+    assert_eq!(again[0].attempt, 2, "the crash counted as an attempt");
+    other.ack(&sub, &again[0]).await.unwrap();
+    // The dead consumer's late ack must not remove anything it no longer holds.
+    h.bus.ack(&sub, &crashed[0]).await.unwrap();
+    assert_eq!(stats(&h.bus, &sub.name).await.depth, 0);
+}
+
+pub async fn an_event_that_keeps_failing_is_dead_lettered_and_redrive_brings_it_back(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic).max_attempts(3);
+    h.bus.declare(&sub).await.unwrap();
+    let broken = Arc::new(AtomicBool::new(true));
+    let (calls, handled) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut running = Running::new();
+    {
+        let (broken, calls, handled) = (broken.clone(), calls.clone(), handled.clone());
+        running.start(h.bus.clone(), sub.clone(), move |_event: Event| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let fail = broken.load(Ordering::SeqCst);
+            if !fail {
+                handled.fetch_add(1, Ordering::SeqCst);
+            }
+            async move {
+                if fail {
+                    Err(HandlerError::transient("the mail server is broken"))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    }
+    let event = probe(3);
+    h.bus.publish(&topic, std::slice::from_ref(&event)).await.unwrap();
+    eventually(Duration::from_secs(10), "a dead letter", || async {
+        stats(&h.bus, &sub.name).await.dead_letters == 1
+    })
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "tried max_attempts times");
+    let letters = h.bus.dead_letters(&sub.name, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event.id, event.id);
+    assert_eq!(letters[0].attempts, 3);
+    assert_eq!(
+        letters[0].last_error.as_deref(),
+        Some("the mail server is broken")
+    );
+    assert!(letters[0].dead_at.is_some());
+
+    broken.store(false, Ordering::SeqCst);
+    assert_eq!(h.bus.redrive(&sub.name, None).await.unwrap(), 1);
+    eventually(
+        Duration::from_secs(10),
+        "the redriven event handled",
+        || async { handled.load(Ordering::SeqCst) == 1 },
+    )
+    .await;
+    running.stop().await;
+    let after = stats(&h.bus, &sub.name).await;
+    assert_eq!(
+        (after.depth, after.in_flight, after.dead_letters),
+        (0, 0, 0)
+    );
+}
+
+pub async fn a_poison_event_goes_to_the_dead_letter_queue_and_does_not_hold_back_others(
+    h: &Harness,
+) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic).max_in_flight(1);
+    h.bus.declare(&sub).await.unwrap();
+    let seen = Seen::default();
+    let mut running = Running::new();
+    {
+        let seen = seen.clone();
+        running.start(
+            h.bus.clone(),
+            sub.clone(),
+            typed(move |probe: Probe, event: Event| {
+                let seen = seen.clone();
+                async move {
+                    if probe.poison {
+                        return Err(HandlerError::permanent("cannot be handled, ever"));
+                    }
+                    seen.push(0, &event);
+                    Ok(())
+                }
+            }),
+        );
+    }
+    let mut events = vec![Event::new(
+        "suite",
+        &Probe {
+            n: 0,
+            key: None,
+            poison: true,
+        },
+    )
+    .unwrap()];
+    // Data that does not even decode is poison too.
+    let mut garbled = probe(0);
+    garbled.data = serde_json::json!({ "n": "not a number" });
+    events.push(garbled);
+    events.extend(probes(1..21));
+    h.bus.publish(&topic, &events).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "20 good events and 2 dead letters",
+        || async { seen.len() == 20 && stats(&h.bus, &sub.name).await.dead_letters == 2 },
+    )
+    .await;
+    let letters = h.bus.dead_letters(&sub.name, 10).await.unwrap();
+    assert!(
+        letters.iter().all(|l| l.attempts == 1),
+        "poison is not retried: {letters:?}"
+    );
+}
+
+pub async fn a_consumer_holds_no_more_events_than_its_in_flight_limit(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic).max_in_flight(3);
+    h.bus.declare(&sub).await.unwrap();
+    let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = Seen::default();
+    let mut running = Running::new();
+    {
+        let (now, peak, seen) = (now.clone(), peak.clone(), seen.clone());
+        running.start(h.bus.clone(), sub.clone(), move |event: Event| {
+            let (now, peak, seen) = (now.clone(), peak.clone(), seen.clone());
+            async move {
+                let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(current, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                seen.push(0, &event);
+                Ok(())
+            }
+        });
+    }
+    h.bus.publish(&topic, &probes(0..30)).await.unwrap();
+    eventually(Duration::from_secs(10), "30 events", || async {
+        seen.len() == 30
+    })
+    .await;
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "used the limit and never exceeded it"
+    );
+}
+
+pub async fn events_with_one_key_are_handled_in_publish_order(h: &Harness) {
+    if !h.features.per_key_order {
+        eprintln!("skipped: this backend does not offer order per key");
+        return;
+    }
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic).ordered().max_in_flight(4);
+    h.bus.declare(&sub).await.unwrap();
+    let seen = Seen::default();
+    let failed_once = Arc::new(AtomicBool::new(false));
+    let mut running = Running::new();
+    for consumer in 0..3 {
+        let (seen, failed_once) = (seen.clone(), failed_once.clone());
+        running.start(
+            h.another_bus(),
+            sub.clone(),
+            typed(move |probe: Probe, event: Event| {
+                let (seen, failed_once) = (seen.clone(), failed_once.clone());
+                async move {
+                    tokio::time::sleep(Duration::from_millis(u64::from(probe.n % 4))).await;
+                    // One event fails once: those behind it on its key must wait.
+                    if probe.n == 10 && !failed_once.swap(true, Ordering::SeqCst) {
+                        return Err(HandlerError::transient("once"));
+                    }
+                    seen.push(consumer, &event);
+                    Ok(())
+                }
+            }),
+        );
+    }
+    let keys = ["a", "b", "c"];
+    let events: Vec<Event> = (0..60)
+        .map(|n| {
+            let key = Some(keys[n as usize % 3].to_owned());
+            Event::new(
+                "suite",
+                &Probe {
+                    n,
+                    key,
+                    poison: false,
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    for chunk in events.chunks(7) {
+        h.bus.publish(&topic, chunk).await.unwrap();
+    }
+    eventually(Duration::from_secs(20), "60 events", || async {
+        seen.len() == 60
+    })
+    .await;
+    let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (_, event, _) in seen.entries() {
+        let probe = event.decode::<Probe>().unwrap();
+        by_key.entry(probe.key.unwrap()).or_default().push(probe.n);
+    }
+    for (key, numbers) in by_key {
+        let mut sorted = numbers.clone();
+        sorted.sort();
+        assert_eq!(numbers, sorted, "key {key} handled in publish order");
+    }
+}
+
+/// The consumer's own database, with the inbox and one effects table.
+async fn effects_database() -> (TestDatabase, AnyPool) {
+    let database = TestDatabase::create(&dozen_testing::Backend::Sqlite).await;
+    let settings = dozen_runtime::database::DatabaseSettings {
+        url: database.url.parse().unwrap(),
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(10),
+    };
+    let pool = dozen_runtime::database::connect_lazy(&settings).unwrap();
+    outbox::migrate(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE effects (event_id TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    (database, pool)
+}
+
+/// A handler whose effect (a row in `effects`) happens once per event, via the inbox.
+fn effect_once(
+    pool: AnyPool,
+    subscription: String,
+    calls: Arc<AtomicUsize>,
+) -> impl dozen_bus::Handler {
+    move |event: Event| {
+        let (pool, subscription, calls) = (pool.clone(), subscription.clone(), calls.clone());
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(mut tx) = inbox::claim(&pool, &subscription, &event.id).await? {
+                sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
+                    .bind(&event.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn effects(pool: &AnyPool) -> (i64, i64) {
+    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM effects")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+pub async fn events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_twice_in_effect(
+    h: &Harness,
+) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic);
+    h.bus.declare(&sub).await.unwrap();
+    let (_producer_db, producer) = effects_database().await;
+    let (_consumer_db, consumer) = effects_database().await;
+
+    let flaky = Arc::new(FlakyBus::new(h.another_bus()));
+    flaky.down.store(true, Ordering::SeqCst);
+    let outbox = Outbox::new();
+    let relay_stop = Shutdown::new();
+    let relay = tokio::spawn(
+        outbox
+            .relay(producer.clone(), flaky.clone())
+            .run(relay_stop.clone()),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut running = Running::new();
+    running.start(
+        h.bus.clone(),
+        sub.clone(),
+        effect_once(consumer.clone(), sub.name.clone(), calls.clone()),
+    );
+
+    for n in 0..20 {
+        let mut tx = producer.begin().await.unwrap();
+        let mut event = probe(n);
+        event.event_type = topic.clone(); // the outbox publishes to the topic named by the type
+        outbox.enqueue(&mut tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+        outbox.committed();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "nothing gets through while the bus is down"
+    );
+
+    // Back up, but the first publish's confirmation is lost: the relay sends it again.
+    flaky.lose_next_confirm.store(true, Ordering::SeqCst);
+    flaky.down.store(false, Ordering::SeqCst);
+    let outbox_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM bus_outbox")
+            .fetch_one(&producer)
+            .await
+            .unwrap()
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the outbox to empty and the resent events to arrive",
+        || async {
+            outbox_rows().await == 0
+                && calls.load(Ordering::SeqCst) > 20
+                && effects(&consumer).await.1 == 20
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        effects(&consumer).await,
+        (20, 20),
+        "each event took effect exactly once"
+    );
+    relay_stop.trigger();
+    relay.await.unwrap();
+}
+
+pub async fn an_event_in_hand_at_shutdown_finishes_and_is_not_redelivered(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic).visibility_timeout(Duration::from_millis(800));
+    h.bus.declare(&sub).await.unwrap();
+    let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut running = Running::new();
+    {
+        let (started, finished) = (started.clone(), finished.clone());
+        running.start(h.bus.clone(), sub.clone(), move |_event: Event| {
+            let (started, finished) = (started.clone(), finished.clone());
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+    }
+    h.bus.publish(&topic, &[probe(1)]).await.unwrap();
+    eventually(Duration::from_secs(10), "the handler to start", || async {
+        started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the event in hand finished before the consumer stopped"
+    );
+    let after = stats(&h.bus, &sub.name).await;
+    assert_eq!(
+        (after.depth, after.in_flight, after.dead_letters),
+        (0, 0, 0),
+        "acknowledged once"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        h.bus.receive(&sub, 10).await.unwrap().is_empty(),
+        "not redelivered after the visibility timeout"
+    );
+}
+
+pub async fn ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_no_effect(
+    h: &Harness,
+) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic).max_in_flight(32);
+    h.bus.declare(&sub).await.unwrap();
+    let (_db, pool) = effects_database().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut running = Running::new();
+    for _ in 0..4 {
+        running.start(
+            h.another_bus(),
+            sub.clone(),
+            effect_once(pool.clone(), sub.name.clone(), calls.clone()),
+        );
+    }
+    let publisher = {
+        let bus = h.another_bus();
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            for start in (0..10_000).step_by(500) {
+                bus.publish(&topic, &probes(start..start + 500))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    publisher.await.unwrap();
+    eventually(Duration::from_secs(180), "10,000 effects", || async {
+        effects(&pool).await.1 == 10_000
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(
+        effects(&pool).await,
+        (10_000, 10_000),
+        "none lost, none twice in effect"
+    );
+    let after = stats(&h.bus, &sub.name).await;
+    assert_eq!(
+        (after.depth, after.in_flight, after.dead_letters),
+        (0, 0, 0)
+    );
+}
+
+pub async fn operations_list_show_redrive_and_purge_dead_letters(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic);
+    h.bus.declare(&sub).await.unwrap();
+    h.bus.publish(&topic, &probes(0..4)).await.unwrap();
+    // Dead-letter all four by hand, as a consumer would.
+    let deliveries = h.bus.receive(&sub, 10).await.unwrap();
+    assert_eq!(deliveries.len(), 4);
+    let in_flight = stats(&h.bus, &sub.name).await;
+    assert_eq!((in_flight.depth, in_flight.in_flight), (0, 4));
+    for delivery in &deliveries {
+        h.bus
+            .dead_letter(&sub, delivery, &format!("bad {}", n_of(&delivery.event)))
+            .await
+            .unwrap();
+    }
+    let listed = stats(&h.bus, &sub.name).await;
+    assert_eq!(
+        (
+            listed.topic.as_str(),
+            listed.depth,
+            listed.in_flight,
+            listed.dead_letters
+        ),
+        (topic.as_str(), 0, 0, 4)
+    );
+    let letters = h.bus.dead_letters(&sub.name, 10).await.unwrap();
+    assert_eq!(
+        letters.iter().map(|l| n_of(&l.event)).collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "oldest first"
+    );
+    assert_eq!(letters[2].last_error.as_deref(), Some("bad 2"));
+    assert_eq!(
+        h.bus.dead_letters(&sub.name, 2).await.unwrap().len(),
+        2,
+        "the limit holds"
+    );
+
+    let ids = |ns: &[usize]| {
+        ns.iter()
+            .map(|&n| letters[n].event.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(h.bus.redrive(&sub.name, Some(&ids(&[1]))).await.unwrap(), 1);
+    assert_eq!(
+        h.bus.purge(&sub.name, Some(&ids(&[0, 3]))).await.unwrap(),
+        2
+    );
+    let after = stats(&h.bus, &sub.name).await;
+    assert_eq!((after.depth, after.dead_letters), (1, 1));
+    let back = h.bus.receive(&sub, 10).await.unwrap();
+    assert_eq!(back.iter().map(|d| n_of(&d.event)).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        back[0].attempt, 1,
+        "a redriven event starts its attempts afresh"
+    );
+    h.bus.ack(&sub, &back[0]).await.unwrap();
+    assert_eq!(h.bus.purge(&sub.name, None).await.unwrap(), 1);
+    assert_eq!(stats(&h.bus, &sub.name).await.dead_letters, 0);
+    assert_eq!(
+        h.bus.redrive(&sub.name, None).await.unwrap(),
+        0,
+        "nothing left to redrive"
+    );
+}
+
+pub async fn declaring_is_idempotent_and_a_name_cannot_change_topic(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(&unique("sub"), &topic);
+    h.bus.declare(&sub).await.unwrap();
+    h.bus.declare(&sub).await.unwrap();
+    h.another_bus().declare(&sub).await.unwrap();
+    let listed = h.bus.subscriptions().await.unwrap();
+    assert_eq!(listed.iter().filter(|s| s.name == sub.name).count(), 1);
+    let moved = Subscription::new(&sub.name, &unique("elsewhere"));
+    let error = h.bus.declare(&moved).await.unwrap_err();
+    assert!(
+        matches!(error, dozen_bus::BusError::TopicMismatch { .. }),
+        "{error}"
+    );
+    // A topic nobody subscribed to swallows events, as a broker's would.
+    h.bus
+        .publish(&unique("nobody"), &probes(0..2))
+        .await
+        .unwrap();
+}

@@ -1,0 +1,81 @@
+//! A TCP proxy on loopback that a test can cut and restore: a real network
+//! outage between a client and its server, without touching the server.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Forwards `127.0.0.1:<port>` to a target until cut.
+#[derive(Debug)]
+pub struct TcpProxy {
+    address: SocketAddr,
+    down: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding to `target` (`host:port`).
+    pub async fn start(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let down = Arc::new(AtomicBool::new(false));
+        let (cut, _) = watch::channel(0_u64);
+        let target = target.to_owned();
+        let task = tokio::spawn({
+            let down = down.clone();
+            let cut = cut.clone();
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if down.load(Ordering::SeqCst) {
+                        continue; // dropped: the connection is refused in effect
+                    }
+                    let target = target.clone();
+                    let mut cuts = cut.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cuts.changed() => {}
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            address,
+            down,
+            cut,
+            task,
+        }
+    }
+
+    /// `host:port` to give the client instead of the real server's.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Accepts and forwards connections again.
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
