@@ -56,6 +56,21 @@ impl TcpProxy {
         }
     }
 
+    /// A proxy in front of the server a URL names, and the URL rewritten to
+    /// go through it (`scheme://user:pass@host:port/path` keeps all but `host:port`).
+    pub async fn in_front_of(url: &str) -> (Self, String) {
+        let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (format!("{userinfo}@"), host),
+            None => (String::new(), authority),
+        };
+        let proxy = Self::start(host).await;
+        let proxied = format!("{scheme}://{userinfo}{}{tail}", proxy.address());
+        (proxy, proxied)
+    }
+
     /// `host:port` to give the client instead of the real server's.
     pub fn address(&self) -> SocketAddr {
         self.address

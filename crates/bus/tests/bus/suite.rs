@@ -108,7 +108,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-fn probe(n: u32) -> Event {
+pub fn probe(n: u32) -> Event {
     Event::new(
         "suite",
         &Probe {
@@ -163,20 +163,25 @@ fn n_of(event: &Event) -> u32 {
 }
 
 /// Consumers running in the test; stopped (and drained) on `stop` or drop.
-struct Running {
+pub struct Running {
     shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             shutdown: Shutdown::new(),
             tasks: Vec::new(),
         }
     }
 
-    fn start(&mut self, bus: Arc<dyn Bus>, sub: Subscription, handler: impl dozen_bus::Handler) {
+    pub fn start(
+        &mut self,
+        bus: Arc<dyn Bus>,
+        sub: Subscription,
+        handler: impl dozen_bus::Handler,
+    ) {
         let consumer = Consumer::new(bus, sub, handler);
         self.tasks
             .push(tokio::spawn(consumer.run(self.shutdown.clone())));
@@ -191,7 +196,7 @@ impl Running {
         });
     }
 
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         self.shutdown.trigger();
         for task in self.tasks.drain(..) {
             task.await.unwrap();
@@ -206,7 +211,7 @@ impl Drop for Running {
 }
 
 /// Waits for `done` to hold, polling; fails the test after `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut done: F)
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -411,7 +416,10 @@ pub async fn an_event_that_keeps_failing_is_dead_lettered_and_redrive_brings_it_
         });
     }
     let event = probe(3);
-    h.bus.publish(&topic, std::slice::from_ref(&event)).await.unwrap();
+    h.bus
+        .publish(&topic, std::slice::from_ref(&event))
+        .await
+        .unwrap();
     eventually(Duration::from_secs(10), "a dead letter", || async {
         stats(&h.bus, &sub.name).await.dead_letters == 1
     })
@@ -594,7 +602,7 @@ pub async fn events_with_one_key_are_handled_in_publish_order(h: &Harness) {
 }
 
 /// The consumer's own database, with the inbox and one effects table.
-async fn effects_database() -> (TestDatabase, AnyPool) {
+pub async fn effects_database() -> (TestDatabase, AnyPool) {
     let database = TestDatabase::create(&dozen_testing::Backend::Sqlite).await;
     let settings = dozen_runtime::database::DatabaseSettings {
         url: database.url.parse().unwrap(),
@@ -611,7 +619,7 @@ async fn effects_database() -> (TestDatabase, AnyPool) {
 }
 
 /// A handler whose effect (a row in `effects`) happens once per event, via the inbox.
-fn effect_once(
+pub fn effect_once(
     pool: AnyPool,
     subscription: String,
     calls: Arc<AtomicUsize>,
@@ -632,7 +640,7 @@ fn effect_once(
     }
 }
 
-async fn effects(pool: &AnyPool) -> (i64, i64) {
+pub async fn effects(pool: &AnyPool) -> (i64, i64) {
     sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM effects")
         .fetch_one(pool)
         .await
