@@ -4,6 +4,7 @@
 //! schema version travels in `dataschema`, and decoding ignores fields a
 //! consumer does not know, so producers may add fields without breaking anyone.
 
+use dozen_runtime::trace::TraceParent;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -83,11 +84,9 @@ impl Event {
         })
     }
 
-    /// Continues the caller's trace instead of starting a new one.
-    pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
-        if let Some(parent) = traceparent.and_then(TraceParent::parse) {
-            self.traceparent = Some(parent.child().to_string());
-        }
+    /// Continues the caller's trace (e.g. the request's) instead of starting a new one.
+    pub fn with_trace(mut self, parent: &TraceParent) -> Self {
+        self.traceparent = Some(parent.child().to_string());
         self
     }
 
@@ -129,72 +128,6 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// A W3C `traceparent`: `00-<trace id>-<parent id>-<flags>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceParent {
-    trace_id: String,
-    span_id: String,
-    flags: String,
-}
-
-impl TraceParent {
-    /// A new trace.
-    pub fn new() -> Self {
-        Self {
-            trace_id: format!("{:032x}", rand::random::<u128>()),
-            span_id: new_span_id(),
-            flags: "01".into(),
-        }
-    }
-
-    /// The same trace, a new span.
-    pub fn child(&self) -> Self {
-        Self {
-            span_id: new_span_id(),
-            ..self.clone()
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.trim().split('-');
-        let (version, trace_id, span_id, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-        let valid = version == "00"
-            && parts.next().is_none()
-            && hex(trace_id, 32)
-            && hex(span_id, 16)
-            && hex(flags, 2)
-            && trace_id.bytes().any(|b| b != b'0')
-            && span_id.bytes().any(|b| b != b'0');
-        valid.then(|| Self {
-            trace_id: trace_id.to_ascii_lowercase(),
-            span_id: span_id.to_ascii_lowercase(),
-            flags: flags.to_owned(),
-        })
-    }
-
-    pub fn trace_id(&self) -> &str {
-        &self.trace_id
-    }
-}
-
-impl Default for TraceParent {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn new_span_id() -> String {
-    format!("{:016x}", rand::random::<u64>() | 1)
-}
-
-impl std::fmt::Display for TraceParent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
-    }
 }
 
 #[cfg(test)]
@@ -261,15 +194,8 @@ mod tests {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let event = Event::new("tests", &Greeted { name: "x".into() })
             .unwrap()
-            .with_traceparent(Some(parent));
+            .with_trace(&TraceParent::parse(parent).unwrap());
         assert_eq!(event.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_ne!(event.traceparent.as_deref(), Some(parent));
-        for bad in [
-            "",
-            "00-abc-def-01",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ] {
-            assert!(TraceParent::parse(bad).is_none(), "{bad}");
-        }
     }
 }

@@ -50,7 +50,8 @@ mod subscription;
 
 pub use backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 pub use consumer::{typed, Consumer, Handler, HandlerError, HandlerFuture};
-pub use event::{DecodeError, Event, EventType, TraceParent};
+pub use dozen_runtime::trace::TraceParent;
+pub use event::{DecodeError, Event, EventType};
 pub use outbox::{Outbox, Relay};
 pub use settings::{connect, BusSettings, BusUrl};
 pub use sql::SqlBus;

@@ -11,7 +11,8 @@
 //! events leave in commit order; another instance takes over within
 //! [`LEASE_TTL`] if the holder dies.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dozen_runtime::shutdown::Shutdown;
@@ -109,6 +110,7 @@ impl Outbox {
             bus,
             committed: self.committed.clone(),
             holder: uuid::Uuid::new_v4().to_string(),
+            declared: Mutex::default(),
         }
     }
 }
@@ -119,6 +121,8 @@ pub struct Relay {
     bus: Arc<dyn Bus>,
     committed: Arc<Notify>,
     holder: String,
+    /// Topics already declared on the bus by this relay.
+    declared: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -239,11 +243,23 @@ impl Relay {
                 .position(|row| &row.topic != topic)
                 .map_or(batch.len(), |n| start + n);
             let events: Vec<Event> = batch[start..end].iter().map(|r| r.event.clone()).collect();
+            self.declare_once(topic).await?;
             self.bus.publish(topic, &events).await?;
             self.delete(&batch[start..end]).await?;
             start = end;
         }
         Ok(batch.len())
+    }
+
+    async fn declare_once(&self, topic: &str) -> Result<(), BusError> {
+        let known = self.declared.lock().is_ok_and(|d| d.contains(topic));
+        if !known {
+            self.bus.declare_topic(topic).await?;
+            if let Ok(mut declared) = self.declared.lock() {
+                declared.insert(topic.to_owned());
+            }
+        }
+        Ok(())
     }
 
     async fn take_lease(&self) -> Result<bool, sqlx::Error> {

@@ -5,6 +5,7 @@
 //! - [`database`]: the database attached by URL, SQLite or Postgres (IV).
 //! - [`http`]: port binding (VII), health, readiness, metrics, standard middleware.
 //! - [`shutdown`]: SIGTERM drains, a second signal exits (IX).
+//! - [`trace`]: W3C trace context carried through requests and events.
 //!
 //! A service's `main` reads its settings with [`config::load_or_exit`], starts
 //! logging, builds its router and hands it to [`http::HttpServer::serve`].
@@ -15,6 +16,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;
+pub mod trace;
 
 use serde::Serialize;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use axum::Router;
 use dozen_auth::TokenVerifier;
+use dozen_bus::{Outbox, Relay};
 use dozen_runtime::database::{self, DatabaseError};
 use dozen_runtime::http::{service_router, HttpServer, Ops, Readiness};
 use dozen_runtime::metrics::Metrics;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub signer: Arc<TokenSigner>,
     pub verifier: Arc<TokenVerifier>,
     pub passwords: Passwords,
+    pub outbox: Outbox,
 }
 
 impl std::fmt::Debug for AppState {
@@ -47,6 +49,7 @@ pub struct Application {
     server: HttpServer,
     app: Router,
     db: AnyPool,
+    relay: Relay,
     shutdown: Shutdown,
 }
 
@@ -54,16 +57,27 @@ impl Application {
     /// Binds the port and wires everything; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
         let db = database::connect_lazy(&settings.database)?;
+        let bus = dozen_bus::connect(&settings.bus.url)?;
         let info = service_info!("accounts").with_release_id(settings.http.release_id.clone());
         let metrics = Metrics::new();
         metrics.watch_pool("accounts", db.clone());
-        let readiness = Readiness::new(shutdown.clone()).with_check("database", {
-            let db = db.clone();
-            move || {
+        let readiness = Readiness::new(shutdown.clone())
+            .with_check("database", {
                 let db = db.clone();
-                async move { database::ping(&db).await }
-            }
-        });
+                move || {
+                    let db = db.clone();
+                    async move { database::ping(&db).await }
+                }
+            })
+            .with_check("bus", {
+                let bus = bus.clone();
+                move || {
+                    let bus = bus.clone();
+                    async move { bus.ping().await }
+                }
+            });
+        let outbox = Outbox::new();
+        let relay = outbox.relay(db.clone(), bus);
         let signer = Arc::new(settings.tokens);
         let state = AppState {
             db: db.clone(),
@@ -73,6 +87,7 @@ impl Application {
                 "password_checks",
                 "Password verifications, including the decoy ones for unknown users",
             )),
+            outbox,
         };
         let app = service_router(
             crate::routes::router(state),
@@ -84,6 +99,7 @@ impl Application {
             server,
             app,
             db,
+            relay,
             shutdown,
         })
     }
@@ -92,15 +108,26 @@ impl Application {
         self.server.port()
     }
 
-    /// Serves until shutdown, drains, then closes the pool.
+    /// Serves until shutdown and drains; then the relay flushes what the last
+    /// requests committed, and the pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.serve(self.app, self.shutdown).await?;
+        // The relay stops only after the server has drained, so no event
+        // committed by an in-flight request is left behind for long.
+        let relay_stop = Shutdown::new();
+        let relay = tokio::spawn(self.relay.run(relay_stop.clone()));
+        let served = self.server.serve(self.app, self.shutdown).await;
+        relay_stop.trigger();
+        relay.await?;
         self.db.close().await;
-        Ok(())
+        Ok(served?)
     }
 }
 
-/// The release phase: applies the embedded migrations.
+/// The release phase: applies the embedded migrations and creates the
+/// outbox tables.
 pub async fn migrate(db: &AnyPool) -> Result<(), DatabaseError> {
-    database::migrate(db, &MIGRATOR).await
+    database::migrate(db, &MIGRATOR).await?;
+    dozen_bus::outbox::migrate(db)
+        .await
+        .map_err(|e| DatabaseError::Migrate(e.into()))
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use dozen_bus::BusSettings;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
 use dozen_runtime::database::DatabaseSettings;
 use dozen_runtime::http::HttpSettings;
@@ -15,6 +16,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
+    pub bus: BusSettings,
     pub tokens: TokenSigner,
 }
 
@@ -24,6 +26,7 @@ impl FromEnv for Settings {
             log: LogSettings::from_env(env)?,
             http: HttpSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
+            bus: BusSettings::from_env(env)?,
             tokens: TokenSigner::from_env(env)?,
         })
     }

@@ -1,6 +1,6 @@
 //! The users table. SQL here runs on SQLite and PostgreSQL alike.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 /// A stored user.
 #[derive(Debug, Clone, FromRow)]
@@ -25,7 +25,14 @@ pub enum InsertError {
 
 const COLUMNS: &str = "id, username, email, password_hash, created_at";
 
-pub async fn insert(pool: &AnyPool, user: &UserRow) -> Result<(), InsertError> {
+/// Inserts the user in the caller's transaction. On a duplicate the transaction
+/// is rolled back (PostgreSQL would refuse anything more in it) and the pool
+/// is asked which of username and e-mail is taken.
+pub async fn insert(
+    pool: &AnyPool,
+    mut tx: Transaction<'static, Any>,
+    user: &UserRow,
+) -> Result<Transaction<'static, Any>, InsertError> {
     let inserted = sqlx::query(
         "INSERT INTO users (id, username, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -34,12 +41,12 @@ pub async fn insert(pool: &AnyPool, user: &UserRow) -> Result<(), InsertError> {
     .bind(&user.email)
     .bind(&user.password_hash)
     .bind(user.created_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await;
     match inserted {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(tx),
         Err(error) if is_unique_violation(&error) => {
-            // Which one? Ask, rather than parse driver-specific messages.
+            tx.rollback().await?;
             if by_username(pool, &user.username).await?.is_some() {
                 Err(InsertError::UsernameTaken)
             } else {

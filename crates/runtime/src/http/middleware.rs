@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::error::{code_for, ApiError};
 use crate::metrics::Metrics;
+use crate::trace::TraceParent;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -29,7 +30,7 @@ fn accepted_request_id(value: &HeaderValue) -> Option<String> {
     sane.then(|| text.to_owned())
 }
 
-/// Gives the request an id, a span that every log line inside it carries, one
+/// Gives the request an id and a trace context, a span that every log line inside it carries, one
 /// "request finished" line, request metrics, and echoes the id in the answer.
 pub async fn request_context(
     State(metrics): State<Metrics>,
@@ -44,13 +45,22 @@ pub async fn request_context(
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
+    // Continue the caller's trace, or start one; handlers pass it on to events.
+    let trace = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .map_or_else(TraceParent::new, |parent| parent.child());
     let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
+        trace_id = trace.trace_id(),
         method = %method,
         path = %request.uri().path(),
     );
+    request.extensions_mut().insert(trace);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();

@@ -2,9 +2,12 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use dozen_auth::Authenticated;
+use dozen_bus::Event;
+use dozen_events::UserSignedUp;
 use dozen_runtime::http::ApiError;
+use dozen_runtime::trace::TraceParent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,6 +91,7 @@ fn rfc3339_from_millis(millis: i64) -> String {
 )]
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
+    trace: Option<Extension<TraceParent>>,
     Json(body): Json<SignupRequest>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     let mut errors = FieldErrors::default();
@@ -119,20 +123,36 @@ pub(crate) async fn sign_up(
         password_hash,
         created_at: now_millis(),
     };
-    store::insert(&state.db, &row).await.map_err(|e| match e {
-        InsertError::UsernameTaken => ApiError::new(
-            StatusCode::CONFLICT,
-            "username_taken",
-            "that username is taken",
-        ),
-        InsertError::EmailTaken => ApiError::new(
-            StatusCode::CONFLICT,
-            "email_taken",
-            "an account with that e-mail address exists",
-        ),
-        InsertError::Database(e) => e.into(),
-    })?;
-    tracing::info!(user_id = %row.id, "user signed up");
+    let tx = state.db.begin().await?;
+    let mut tx = store::insert(&state.db, tx, &row)
+        .await
+        .map_err(|e| match e {
+            InsertError::UsernameTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "username_taken",
+                "that username is taken",
+            ),
+            InsertError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with that e-mail address exists",
+            ),
+            InsertError::Database(e) => e.into(),
+        })?;
+    let signed_up = UserSignedUp {
+        user_id: row.id.clone(),
+        username: row.username.clone(),
+        email: row.email.clone(),
+        signed_up_at: rfc3339_from_millis(row.created_at),
+    };
+    let mut event = Event::new("accounts", &signed_up).map_err(|e| ApiError::internal(&e))?;
+    if let Some(Extension(trace)) = trace {
+        event = event.with_trace(&trace);
+    }
+    state.outbox.enqueue(&mut tx, &event).await?;
+    tx.commit().await?;
+    state.outbox.committed();
+    tracing::info!(user_id = %row.id, event_id = %event.id, "user signed up");
     Ok((StatusCode::CREATED, Json(session_for(&state, row)?)))
 }
 

@@ -17,12 +17,16 @@ use dozen_testing::on_every_database;
 const BINARY: &str = env!("CARGO_BIN_EXE_accounts");
 
 /// The environment a real deployment would give: nothing inherited but PATH.
+/// The bus lives beside the database: a second SQLite file in its folder, or
+/// the same PostgreSQL database.
 fn base_env(database_url: &str, key_pem: &str) -> Vec<(String, String)> {
+    let bus_url = database_url.replace("test.db", "bus.db");
     [
         ("PORT", "0"),
         ("HOST", "127.0.0.1"),
         ("LOG_FORMAT", "json"),
         ("DATABASE_URL", database_url),
+        ("BUS_URL", &bus_url),
         ("JWT_PRIVATE_KEY", key_pem),
     ]
     .into_iter()
@@ -181,15 +185,25 @@ fn sign_up_body(username: &str, password: &str) -> Value {
 #[test]
 fn a_missing_or_malformed_variable_stops_the_process_with_exit_2_naming_it() {
     let key = new_signing_key_pem();
-    let good = base_env("sqlite::memory:", &key);
+    let folder = tempfile::tempdir().unwrap();
+    let good = base_env(
+        &format!("sqlite://{}/test.db", folder.path().display()),
+        &key,
+    );
     let secret_looking_key =
         "-----BEGIN PRIVATE KEY-----\\nTOPSECRETMATERIAL\\n-----END PRIVATE KEY-----";
-    let cases: [(&str, Option<&str>, &str); 9] = [
+    let cases: [(&str, Option<&str>, &str); 11] = [
         ("DATABASE_URL", None, "is missing"),
         (
             "DATABASE_URL",
             Some("mysql://localhost/x"),
             "sqlite:// or postgres://",
+        ),
+        ("BUS_URL", None, "is missing"),
+        (
+            "BUS_URL",
+            Some("redis://localhost"),
+            "must start with one of",
         ),
         ("PORT", None, "is missing"),
         ("PORT", Some("eighty"), "is invalid"),

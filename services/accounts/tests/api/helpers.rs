@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use accounts::tokens::TokenSigner;
+use std::sync::Arc;
+
 use accounts::{Application, Settings};
+use dozen_bus::{Bus, BusSettings};
 use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::{LogFormat, LogSettings};
@@ -23,7 +26,7 @@ pub fn new_signing_key_pem() -> String {
 }
 
 /// Settings for an in-process app: loopback, port 0, the test's own database.
-pub fn test_settings(database_url: &str, key_pem: &str) -> Settings {
+pub fn test_settings(database_url: &str, bus_url: &str, key_pem: &str) -> Settings {
     Settings {
         log: LogSettings {
             format: LogFormat::Json,
@@ -34,6 +37,9 @@ pub fn test_settings(database_url: &str, key_pem: &str) -> Settings {
             url: database_url.parse().expect("database URL"),
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
+        },
+        bus: BusSettings {
+            url: bus_url.parse().expect("bus URL"),
         },
         tokens: TokenSigner::new(
             key_pem,
@@ -51,8 +57,11 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub key_pem: String,
-    /// Kept so a temporary SQLite folder lives as long as the app.
+    /// The bus the app publishes to.
+    pub bus_url: String,
+    /// Kept so temporary SQLite folders live as long as the app.
     pub _database: TestDatabase,
+    pub _bus_database: TestDatabase,
     pub shutdown: Shutdown,
 }
 
@@ -63,9 +72,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// Like `spawn_app`, with a chance to change the settings first.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::create(&backend).await;
-    let pool =
-        database::connect_lazy(&test_settings(&database.url, &new_signing_key_pem()).database)
-            .expect("pool");
+    let settings = DatabaseSettings {
+        url: database.url.parse().expect("database URL"),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let pool = database::connect_lazy(&settings).expect("pool");
     accounts::migrate(&pool).await.expect("migrations");
     pool.close().await;
     start(database, adjust).await
@@ -82,8 +94,11 @@ pub async fn spawn_app_on_unreachable_database() -> TestApp {
 
 async fn start(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let key_pem = new_signing_key_pem();
-    let mut settings = test_settings(&database.url, &key_pem);
+    // The bus gets a SQLite file of its own, as it would a broker of its own.
+    let bus_database = TestDatabase::create(&Backend::Sqlite).await;
+    let mut settings = test_settings(&database.url, &bus_database.url, &key_pem);
     adjust(&mut settings);
+    let bus_url = settings.bus.url.expose().to_owned();
     let shutdown = Shutdown::new();
     let app = Application::build(settings, shutdown.clone())
         .await
@@ -94,7 +109,9 @@ async fn start(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Te
         address,
         client: reqwest::Client::new(),
         key_pem,
+        bus_url,
         _database: database,
+        _bus_database: bus_database,
         shutdown,
     }
 }
@@ -115,6 +132,11 @@ pub struct TestUser {
 }
 
 impl TestApp {
+    /// A connection of the test's own to the app's bus.
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        dozen_bus::connect(&self.bus_url.parse().expect("bus URL")).expect("bus")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

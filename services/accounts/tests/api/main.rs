@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod events;
 mod factors;
 mod ops;
 mod sessions;

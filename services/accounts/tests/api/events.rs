@@ -1,0 +1,155 @@
+//! Signing up publishes `user.signed_up` through the transactional outbox.
+
+use std::time::{Duration, Instant};
+
+use dozen_bus::{Bus, Delivery, Subscription};
+use dozen_events::UserSignedUp;
+use dozen_testing::{on_every_database, Backend, TcpProxy, TestDatabase};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::spawn_app_with;
+
+/// Polls the subscription until `count` events arrived, or fails after `within`.
+async fn receive(
+    bus: &dyn Bus,
+    sub: &Subscription,
+    count: usize,
+    within: Duration,
+) -> Vec<Delivery> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {count} events arrived",
+            got.len()
+        );
+        for delivery in bus.receive(sub, 10).await.unwrap_or_default() {
+            bus.ack(sub, &delivery).await.unwrap();
+            got.push(delivery);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    got
+}
+
+on_every_database!(signing_up_publishes_user_signed_up_once_and_a_refused_signup_nothing);
+
+/// On PostgreSQL the bus is PostgreSQL too, so the event crosses both SQL backends.
+async fn signing_up_publishes_user_signed_up_once_and_a_refused_signup_nothing(backend: Backend) {
+    let on_postgres = matches!(backend, Backend::Postgres(_));
+    let app = spawn_app_with(backend, |settings| {
+        if on_postgres {
+            settings.bus.url = settings.database.url.expose().parse().unwrap();
+        }
+    })
+    .await;
+    let bus = app.bus();
+    let sub = Subscription::new("test.signups", "user.signed_up");
+    bus.declare(&sub).await.unwrap();
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = app
+        .client
+        .post(app.url("/v1/users"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&serde_json::json!({
+            "username": "signal", "email": "Signal@Example.com", "password": "a long password"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let user: Value = response.json().await.unwrap();
+    let duplicate = app
+        .sign_up("signal", "other@example.com", "a long password")
+        .await;
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+
+    let got = receive(&*bus, &sub, 1, Duration::from_secs(10)).await;
+    let event = &got[0].event;
+    assert_eq!(event.event_type, "user.signed_up");
+    assert_eq!(event.source, "accounts");
+    assert_eq!(event.subject.as_deref(), user["user"]["id"].as_str());
+    assert_eq!(
+        event.trace_id(),
+        Some(trace_id),
+        "the request's trace continues in the event"
+    );
+    let data: UserSignedUp = event.decode().unwrap();
+    assert_eq!(data.user_id, user["user"]["id"].as_str().unwrap());
+    assert_eq!(data.username, "signal");
+    assert_eq!(data.email, "signal@example.com");
+    assert_eq!(
+        data.signed_up_at,
+        user["user"]["created_at"].as_str().unwrap()
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        bus.receive(&sub, 10).await.unwrap().is_empty(),
+        "the refused signup published nothing"
+    );
+}
+
+/// A real outage: accounts reaches its PostgreSQL bus through a proxy the test cuts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signup_while_the_bus_is_unreachable_answers_201_and_its_event_arrives_when_the_bus_returns(
+) {
+    let Some(postgres) = Backend::postgres() else {
+        return;
+    };
+    let bus_database = TestDatabase::create(&postgres).await;
+    let (proxy, proxied_url) = TcpProxy::in_front_of(&bus_database.url).await;
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.bus.url = proxied_url.parse().unwrap();
+    })
+    .await;
+    let direct = dozen_bus::connect(&bus_database.url.parse().unwrap()).unwrap();
+    let sub = Subscription::new("test.signups", "user.signed_up");
+    direct.declare(&sub).await.unwrap();
+
+    proxy.cut();
+    let response = app
+        .sign_up("outage", "outage@example.com", "a long password")
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "the signup does not wait for the bus"
+    );
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert!(
+        body["checks"]["bus"]
+            .as_str()
+            .unwrap()
+            .starts_with("failing"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        direct.receive(&sub, 10).await.unwrap().is_empty(),
+        "nothing crossed the outage"
+    );
+
+    proxy.restore();
+    let got = receive(&*direct, &sub, 1, Duration::from_secs(20)).await;
+    assert_eq!(
+        got[0].event.decode::<UserSignedUp>().unwrap().username,
+        "outage"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        direct.receive(&sub, 10).await.unwrap().is_empty(),
+        "delivered once"
+    );
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "ready again once the bus answers"
+    );
+}
