@@ -100,6 +100,19 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     /// The event is handled: remove it from the queue.
     async fn ack(&self, subscription: &Subscription, delivery: &Delivery) -> Result<(), BusError>;
 
+    /// Acknowledges several deliveries at once; backends that can do it in
+    /// one round trip override this.
+    async fn ack_batch(
+        &self,
+        subscription: &Subscription,
+        deliveries: &[Delivery],
+    ) -> Result<(), BusError> {
+        for delivery in deliveries {
+            self.ack(subscription, delivery).await?;
+        }
+        Ok(())
+    }
+
     /// Make the event visible again after `delay`, recording `error`.
     async fn retry(
         &self,

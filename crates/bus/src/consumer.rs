@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dozen_runtime::shutdown::Shutdown;
 use futures::FutureExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -138,6 +138,8 @@ impl Consumer {
         }
         let permits = Arc::new(Semaphore::new(sub.max_in_flight));
         let mut in_hand = JoinSet::new();
+        let (acks, pending_acks) = mpsc::unbounded_channel();
+        let acknowledger = tokio::spawn(acknowledge(self.bus.clone(), sub.clone(), pending_acks));
         pause = Duration::from_millis(100);
         while !shutdown.is_triggered() {
             while in_hand.try_join_next().is_some() {}
@@ -160,10 +162,14 @@ impl Consumer {
                     pause = Duration::from_millis(100);
                     for delivery in batch {
                         let permit = permits.clone().acquire_owned().await;
-                        let (bus, sub, handler) =
-                            (self.bus.clone(), sub.clone(), self.handler.clone());
+                        let (bus, sub, handler, acks) = (
+                            self.bus.clone(),
+                            sub.clone(),
+                            self.handler.clone(),
+                            acks.clone(),
+                        );
                         in_hand.spawn(async move {
-                            process(&*bus, &sub, &*handler, delivery).await;
+                            process(&*bus, &sub, &*handler, delivery, &acks).await;
                             drop(permit);
                         });
                     }
@@ -186,7 +192,29 @@ impl Consumer {
             );
         }
         while in_hand.join_next().await.is_some() {}
+        drop(acks);
+        let _ = acknowledger.await;
         tracing::info!(subscription = sub.name, "consumer stopped");
+    }
+}
+
+/// Sends acks in batches: whatever piled up while the last batch was on its
+/// way goes in the next one, so a busy consumer pays one round trip for many
+/// events and an idle one acks each event at once. Returns when every sender
+/// is gone and all is sent.
+async fn acknowledge(
+    bus: Arc<dyn Bus>,
+    sub: Arc<Subscription>,
+    mut pending: mpsc::UnboundedReceiver<Delivery>,
+) {
+    const MAX_BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if let Err(error) = bus.ack_batch(&sub, &batch).await {
+            // Unacknowledged, the events come back after the visibility timeout.
+            tracing::warn!(subscription = sub.name, events = batch.len(), error = %error, "could not acknowledge");
+        }
+        batch.clear();
     }
 }
 
@@ -198,8 +226,16 @@ async fn sleep_or_shutdown(duration: Duration, shutdown: &Shutdown) -> bool {
     }
 }
 
-/// Runs the handler on one delivery and settles it: ack, retry later, or dead-letter.
-async fn process(bus: &dyn Bus, sub: &Subscription, handler: &dyn Handler, delivery: Delivery) {
+/// Runs the handler on one delivery and settles it: a success goes to the
+/// acknowledger (acks are sent in batches), a failure is retried later or
+/// dead-lettered here.
+async fn process(
+    bus: &dyn Bus,
+    sub: &Subscription,
+    handler: &dyn Handler,
+    delivery: Delivery,
+    acks: &mpsc::UnboundedSender<Delivery>,
+) {
     let event = &delivery.event;
     let span = tracing::info_span!(
         "event",
@@ -221,7 +257,11 @@ async fn process(bus: &dyn Bus, sub: &Subscription, handler: &dyn Handler, deliv
                 .await
                 .unwrap_or_else(|_| Err(HandlerError::transient("the handler panicked")));
             match outcome {
-                Ok(()) => bus.ack(sub, &delivery).await,
+                Ok(()) => {
+                    // The acknowledger outlives every handler task: sending cannot fail.
+                    let _ = acks.send(delivery.clone());
+                    Ok(())
+                }
                 Err(error) if error.permanent || delivery.attempt >= sub.max_attempts => {
                     tracing::error!(error = %error, "dead-lettering event");
                     bus.dead_letter(sub, &delivery, &error.message).await

@@ -23,6 +23,9 @@ use crate::subscription::Subscription;
 use queries::{Dialect, Queries};
 use wakers::Wakers;
 
+/// Events per INSERT: well under both databases' limits on bound parameters.
+const PUBLISH_CHUNK: usize = 200;
+
 /// Queues in a SQL database.
 #[derive(Debug)]
 pub struct SqlBus {
@@ -212,15 +215,17 @@ impl Bus for SqlBus {
             Dialect::Postgres => pool.begin().await,
         }
         .map_err(unavailable)?;
-        for event in events {
-            sqlx::query(&self.queries.publish)
-                .bind(topic)
-                .bind(&event.id)
-                .bind(event.partitionkey.as_deref())
-                .bind(serde_json::to_string(event)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+        for chunk in events.chunks(PUBLISH_CHUNK) {
+            let statement = self.queries.publish(chunk.len());
+            let mut query = sqlx::query(&statement).bind(topic);
+            for (sequence, event) in chunk.iter().enumerate() {
+                query = query
+                    .bind(sequence as i64)
+                    .bind(&event.id)
+                    .bind(event.partitionkey.as_deref())
+                    .bind(serde_json::to_string(event)?);
+            }
+            query.execute(&mut *tx).await.map_err(unavailable)?;
         }
         self.wake_others(&mut tx, topic).await?;
         tx.commit().await.map_err(unavailable)?;
@@ -292,6 +297,39 @@ impl Bus for SqlBus {
 
     async fn ack(&self, subscription: &Subscription, delivery: &Delivery) -> Result<(), BusError> {
         self.settle(subscription, delivery, Outcome::Ack).await
+    }
+
+    async fn ack_batch(
+        &self,
+        subscription: &Subscription,
+        deliveries: &[Delivery],
+    ) -> Result<(), BusError> {
+        // Deliveries from one receive share a lease: one DELETE per lease.
+        let mut by_lease: Vec<(String, Vec<i64>)> = Vec::new();
+        for delivery in deliveries {
+            let (id, lease) = parse_receipt(&delivery.receipt)?;
+            match by_lease.iter_mut().find(|(l, _)| *l == lease) {
+                Some((_, ids)) => ids.push(id),
+                None => by_lease.push((lease, vec![id])),
+            }
+        }
+        let pool = self.ready().await?;
+        for (lease, ids) in by_lease {
+            let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+            let statement = format!(
+                "DELETE FROM bus_messages WHERE lease = $1 AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&statement).bind(lease);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query.execute(pool).await.map_err(unavailable)?;
+        }
+        if subscription.ordered {
+            self.wakers.wake(&subscription.topic);
+        }
+        Ok(())
     }
 
     async fn retry(

@@ -14,7 +14,8 @@ pub(crate) struct Queries {
     pub schema: Vec<String>,
     pub declare: String,
     pub topic_of: String,
-    pub publish: String,
+    /// `{now}` filled in; `{values}` is filled per batch by [`Queries::publish`].
+    publish_template: String,
     pub receive: String,
     pub next_visible: String,
     pub ack: String,
@@ -35,6 +36,19 @@ const IN_KEY_ORDER: &str = "($2 = 0 OR m.ordering_key IS NULL OR NOT EXISTS (
           AND e.dead = 0 AND e.id < m.id))";
 
 impl Queries {
+    /// The publish statement for `events` events: `$1` the topic, then
+    /// (sequence, event id, ordering key, body) per event.
+    pub fn publish(&self, events: usize) -> String {
+        let values: Vec<String> = (0..events)
+            .map(|i| {
+                let p = 2 + i * 4;
+                format!("(${p}, ${}, ${}, ${})", p + 1, p + 2, p + 3)
+            })
+            .collect();
+        self.publish_template
+            .replace("{values}", &values.join(", "))
+    }
+
     pub fn new(dialect: Dialect) -> Self {
         // The database's clock in milliseconds: one clock for every host.
         let now = match dialect {
@@ -90,8 +104,9 @@ impl Queries {
                     published_at BIGINT NOT NULL,
                     dead_at      BIGINT)"
                 ),
+                // Claims walk a queue in id order, skipping the few rows in flight.
                 "CREATE INDEX IF NOT EXISTS bus_messages_queue
-                    ON bus_messages (subscription, dead, visible_at, id)"
+                    ON bus_messages (subscription, dead, id)"
                     .into(),
                 "CREATE INDEX IF NOT EXISTS bus_messages_key
                     ON bus_messages (subscription, ordering_key, id)"
@@ -102,9 +117,14 @@ impl Queries {
                  ON CONFLICT (name) DO NOTHING"
             ),
             topic_of: "SELECT topic FROM bus_subscriptions WHERE name = $1".into(),
-            publish: format!(
+            // Every event of a batch times every subscription of the topic, in
+            // publish order (ids follow it, and ordered subscriptions rely on that).
+            publish_template: format!(
                 "INSERT INTO bus_messages (subscription, event_id, ordering_key, body, visible_at, published_at)
-                 SELECT name, $2, $3, $4, {now}, {now} FROM bus_subscriptions WHERE topic = $1"
+                 SELECT s.name, v.column2, v.column3, v.column4, {now}, {now}
+                 FROM bus_subscriptions s CROSS JOIN (VALUES {{values}}) AS v
+                 WHERE s.topic = $1
+                 ORDER BY v.column1, s.name"
             ),
             receive,
             next_visible: format!(
