@@ -39,6 +39,32 @@ impl EventType for Tick {
 /// Concurrent writers in the throughput runs, as a web process has concurrent requests.
 const PRODUCERS: u64 = 8;
 
+/// Writes events `0..events` with `write`: from [`PRODUCERS`] concurrent
+/// writers, or from one at `rate` per second. Returns when it started.
+async fn produce<F, Fut>(events: u64, rate: Option<u64>, write: F) -> anyhow::Result<Instant>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let started = Instant::now();
+    let producers = if rate.is_some() { 1 } else { PRODUCERS };
+    let mut writers = Vec::new();
+    for first in 0..producers {
+        let write = write.clone();
+        writers.push(tokio::spawn(async move {
+            for n in (first..events).step_by(producers as usize) {
+                pace(started, n, rate).await;
+                write(n).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for writer in writers {
+        writer.await??;
+    }
+    Ok(started)
+}
+
 /// Waits for event `n`'s turn at `rate` per second (no wait without a rate).
 async fn pace(started: Instant, n: u64, rate: Option<u64>) {
     if let Some(rate) = rate {
@@ -145,33 +171,25 @@ async fn dozen(
             .run(stop.clone()),
     ));
 
-    let started = Instant::now();
-    let producers = if rate.is_some() { 1 } else { PRODUCERS };
-    let mut writers = Vec::new();
-    for first in 0..producers {
+    let started = produce(events, rate, move |n| {
         let (producer, outbox) = (producer.clone(), outbox.clone());
-        writers.push(tokio::spawn(async move {
-            for n in (first..events).step_by(producers as usize) {
-                pace(started, n, rate).await;
-                // Stamped as the transaction starts: the latency includes the commit.
-                let event = Event::new(
-                    "bench",
-                    &Tick {
-                        n,
-                        sent_ns: clock(),
-                    },
-                )?;
-                let mut tx = producer.begin().await?;
-                outbox.enqueue(&mut tx, &event).await?;
-                tx.commit().await?;
-                outbox.committed();
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for writer in writers {
-        writer.await??;
-    }
+        async move {
+            // Stamped as the transaction starts: the latency includes the commit.
+            let event = Event::new(
+                "bench",
+                &Tick {
+                    n,
+                    sent_ns: clock(),
+                },
+            )?;
+            let mut tx = producer.begin().await?;
+            outbox.enqueue(&mut tx, &event).await?;
+            tx.commit().await?;
+            outbox.committed();
+            Ok(())
+        }
+    })
+    .await?;
     record.wait_for(events as usize).await;
     let rate = events as f64 / started.elapsed().as_secs_f64();
     stop.trigger();
@@ -223,32 +241,24 @@ async fn bare(
             }
         }));
     }
-    let started = Instant::now();
-    let producers = if rate.is_some() { 1 } else { PRODUCERS };
-    let mut writers = Vec::new();
-    for first in 0..producers {
+    let started = produce(events, rate, move |n| {
         let pool = pool.clone();
-        writers.push(tokio::spawn(async move {
-            for n in (first..events).step_by(producers as usize) {
-                pace(started, n, rate).await;
-                let event = Event::new(
-                    "bench",
-                    &Tick {
-                        n,
-                        sent_ns: clock(),
-                    },
-                )?;
-                sqlx::query("INSERT INTO bare (body) VALUES ($1)")
-                    .bind(serde_json::to_string(&event)?)
-                    .execute(&pool)
-                    .await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for writer in writers {
-        writer.await??;
-    }
+        async move {
+            let event = Event::new(
+                "bench",
+                &Tick {
+                    n,
+                    sent_ns: clock(),
+                },
+            )?;
+            sqlx::query("INSERT INTO bare (body) VALUES ($1)")
+                .bind(serde_json::to_string(&event)?)
+                .execute(&pool)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
     record.wait_for(events as usize).await;
     let rate = events as f64 / started.elapsed().as_secs_f64();
     for task in tasks {

@@ -9,7 +9,8 @@ use dozen_runtime::shutdown::Shutdown;
 use dozen_testing::{Backend, TcpProxy, TestDatabase};
 
 use crate::suite::{
-    effect_once, effects, effects_database, eventually, probe, unique, Features, Harness, Running,
+    commit_probes, effect_once, effects, effects_database, eventually, unique, Features, Harness,
+    Running,
 };
 
 async fn harness() -> Option<Harness> {
@@ -59,27 +60,14 @@ async fn the_relay_and_a_consumer_ride_out_a_cut_connection_to_postgres() {
         effect_once(consumer.clone(), sub.name.clone(), calls),
     );
 
-    let commit = |from: u32, to: u32| {
-        let (producer, outbox, topic) = (producer.clone(), outbox.clone(), topic.clone());
-        async move {
-            for n in from..to {
-                let mut tx = producer.begin().await.unwrap();
-                let mut event = probe(n);
-                event.event_type = topic.clone();
-                outbox.enqueue(&mut tx, &event).await.unwrap();
-                tx.commit().await.unwrap();
-                outbox.committed();
-            }
-        }
-    };
-    commit(0, 10).await;
+    commit_probes(&producer, &outbox, &topic, 0..10).await;
     eventually(Duration::from_secs(10), "10 effects", || async {
         effects(&consumer).await.1 == 10
     })
     .await;
 
     proxy.cut();
-    commit(10, 20).await;
+    commit_probes(&producer, &outbox, &topic, 10..20).await;
     eventually(
         Duration::from_secs(10),
         "readiness to see the bus down",

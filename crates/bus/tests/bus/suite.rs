@@ -640,6 +640,23 @@ pub fn effect_once(
     }
 }
 
+/// Commits probes `range` through the outbox, one transaction each, to `topic`.
+pub async fn commit_probes(
+    producer: &AnyPool,
+    outbox: &Outbox,
+    topic: &str,
+    range: std::ops::Range<u32>,
+) {
+    for n in range {
+        let mut tx = producer.begin().await.unwrap();
+        let mut event = probe(n);
+        event.event_type = topic.to_owned(); // the outbox publishes to the topic named by the type
+        outbox.enqueue(&mut tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+        outbox.committed();
+    }
+}
+
 pub async fn effects(pool: &AnyPool) -> (i64, i64) {
     sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM effects")
         .fetch_one(pool)
@@ -673,14 +690,7 @@ pub async fn events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_
         effect_once(consumer.clone(), sub.name.clone(), calls.clone()),
     );
 
-    for n in 0..20 {
-        let mut tx = producer.begin().await.unwrap();
-        let mut event = probe(n);
-        event.event_type = topic.clone(); // the outbox publishes to the topic named by the type
-        outbox.enqueue(&mut tx, &event).await.unwrap();
-        tx.commit().await.unwrap();
-        outbox.committed();
-    }
+    commit_probes(&producer, &outbox, &topic, 0..20).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
