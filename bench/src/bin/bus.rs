@@ -137,7 +137,7 @@ async fn dozen(
     let bus_db = TestDatabase::create(backend).await;
     let producer = pool(&producer_db, PRODUCERS as u32).await?;
     dozen_bus::outbox::migrate(&producer).await?;
-    let bus = dozen_bus::connect(&bus_db.url.parse().map_err(anyhow::Error::msg)?)?;
+    let bus = dozen_bus::connect(&bus_db.url.parse().map_err(anyhow::Error::msg)?).await?;
     let sub = Subscription::new("bench", Tick::TYPE).max_in_flight(64);
     bus.declare(&sub).await?;
 
@@ -147,7 +147,7 @@ async fn dozen(
     for _ in 0..consumers {
         let record = record.clone();
         let consumer = Consumer::new(
-            dozen_bus::connect(&bus_db.url.parse().map_err(anyhow::Error::msg)?)?,
+            dozen_bus::connect(&bus_db.url.parse().map_err(anyhow::Error::msg)?).await?,
             sub.clone(),
             move |event: Event| {
                 let record = record.clone();
@@ -286,12 +286,12 @@ async fn idle_cpu(backend: &Backend) -> anyhow::Result<f64> {
     let bus_db = TestDatabase::create(backend).await;
     let url = bus_db.url.parse().map_err(anyhow::Error::msg)?;
     let sub = Subscription::new("idle", Tick::TYPE);
-    dozen_bus::connect(&url)?.declare(&sub).await?;
+    dozen_bus::connect(&url).await?.declare(&sub).await?;
     let stop = Shutdown::new();
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let consumer = Consumer::new(
-            dozen_bus::connect(&url)?,
+            dozen_bus::connect(&url).await?,
             sub.clone(),
             |_event: Event| async { Ok(()) },
         );

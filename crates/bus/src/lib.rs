@@ -43,6 +43,8 @@ mod backend;
 mod consumer;
 mod event;
 pub mod inbox;
+#[cfg(feature = "nats")]
+mod nats;
 pub mod outbox;
 mod settings;
 mod sql;
@@ -52,6 +54,8 @@ pub use backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 pub use consumer::{typed, Consumer, Handler, HandlerError, HandlerFuture};
 pub use dozen_runtime::trace::TraceParent;
 pub use event::{DecodeError, Event, EventType};
+#[cfg(feature = "nats")]
+pub use nats::NatsBus;
 pub use outbox::{Outbox, Relay};
 pub use settings::{connect, BusSettings, BusUrl};
 pub use sql::SqlBus;

@@ -84,11 +84,14 @@ impl FromEnv for BusSettings {
     }
 }
 
-/// The bus at `url`. Connects lazily: a bus that is down at start only
-/// delays delivery (and shows in `/readyz`).
-pub fn connect(url: &BusUrl) -> Result<Arc<dyn Bus>, BusError> {
+/// The bus at `url`. Never waits for the backend: a bus that is down at start
+/// only delays delivery (and shows in `/readyz`).
+pub async fn connect(url: &BusUrl) -> Result<Arc<dyn Bus>, BusError> {
     match url.scheme() {
         "sqlite" | "postgres" | "postgresql" => Ok(Arc::new(SqlBus::connect(url.expose())?)),
+        #[cfg(feature = "nats")]
+        "nats" => Ok(Arc::new(crate::nats::NatsBus::connect(url.expose()).await?)),
+        #[cfg(not(feature = "nats"))]
         "nats" => Err(BusError::FeatureDisabled("nats")),
         "amqp" => Err(BusError::FeatureDisabled("amqp")),
         "sns+sqs" => Err(BusError::FeatureDisabled("sns+sqs")),

@@ -57,7 +57,7 @@ impl Application {
     /// Binds the port and wires everything; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
         let db = database::connect_lazy(&settings.database)?;
-        let bus = dozen_bus::connect(&settings.bus.url)?;
+        let bus = dozen_bus::connect(&settings.bus.url).await?;
         let info = service_info!("accounts").with_release_id(settings.http.release_id.clone());
         let metrics = Metrics::new();
         metrics.watch_pool("accounts", db.clone());

@@ -21,7 +21,7 @@ use crate::backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 use crate::event::Event;
 use crate::subscription::Subscription;
 use queries::{Dialect, Queries};
-use wakers::Wakers;
+pub(crate) use wakers::Wakers;
 
 /// Events per INSERT: well under both databases' limits on bound parameters.
 const PUBLISH_CHUNK: usize = 200;

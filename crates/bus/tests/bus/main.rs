@@ -3,5 +3,6 @@
 mod flaky;
 mod suite;
 
+mod nats;
 mod postgres;
 mod sqlite;

@@ -17,7 +17,7 @@ async fn harness() -> Option<Harness> {
     let backend = Backend::postgres()?;
     let database = TestDatabase::create(&backend).await;
     let url = database.url.parse().unwrap();
-    let bus = dozen_bus::connect(&url).unwrap();
+    let bus = dozen_bus::connect(&url).await.unwrap();
     Some(Harness {
         url,
         bus,
@@ -37,7 +37,9 @@ async fn the_relay_and_a_consumer_ride_out_a_cut_connection_to_postgres() {
         return;
     };
     let (proxy, proxied_url) = TcpProxy::in_front_of(harness.url.expose()).await;
-    let through_proxy = dozen_bus::connect(&proxied_url.parse().unwrap()).unwrap();
+    let through_proxy = dozen_bus::connect(&proxied_url.parse().unwrap())
+        .await
+        .unwrap();
     let topic = unique("topic");
     let sub = Subscription::new(&unique("sub"), &topic)
         .backoff(Duration::from_millis(50), Duration::from_millis(200));

@@ -11,7 +11,7 @@ use crate::suite::{unique, Features, Harness, Probe};
 async fn harness() -> Option<Harness> {
     let database = TestDatabase::create(&Backend::Sqlite).await;
     let url = database.url.replace("test.db", "bus.db").parse().unwrap();
-    let bus = dozen_bus::connect(&url).unwrap();
+    let bus = dozen_bus::connect(&url).await.unwrap();
     Some(Harness {
         url,
         bus,
@@ -27,7 +27,7 @@ crate::conformance_suite!(harness);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_consumer_is_woken_by_a_publish_from_another_connection() {
     let harness = harness().await.unwrap();
-    let elsewhere: Arc<dyn Bus> = harness.another_bus();
+    let elsewhere: Arc<dyn Bus> = harness.another_bus().await;
     let topic = unique("topic");
     let sub = Subscription::new(&unique("sub"), &topic);
     harness.bus.declare(&sub).await.unwrap();

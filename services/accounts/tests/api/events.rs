@@ -45,7 +45,7 @@ async fn signing_up_publishes_user_signed_up_once_and_a_refused_signup_nothing(b
         }
     })
     .await;
-    let bus = app.bus();
+    let bus = app.bus().await;
     let sub = Subscription::new("test.signups", "user.signed_up");
     bus.declare(&sub).await.unwrap();
 
@@ -106,7 +106,9 @@ async fn a_signup_while_the_bus_is_unreachable_answers_201_and_its_event_arrives
         settings.bus.url = proxied_url.parse().unwrap();
     })
     .await;
-    let direct = dozen_bus::connect(&bus_database.url.parse().unwrap()).unwrap();
+    let direct = dozen_bus::connect(&bus_database.url.parse().unwrap())
+        .await
+        .unwrap();
     let sub = Subscription::new("test.signups", "user.signed_up");
     direct.declare(&sub).await.unwrap();
 

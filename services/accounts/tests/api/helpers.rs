@@ -133,8 +133,10 @@ pub struct TestUser {
 
 impl TestApp {
     /// A connection of the test's own to the app's bus.
-    pub fn bus(&self) -> Arc<dyn Bus> {
-        dozen_bus::connect(&self.bus_url.parse().expect("bus URL")).expect("bus")
+    pub async fn bus(&self) -> Arc<dyn Bus> {
+        dozen_bus::connect(&self.bus_url.parse().expect("bus URL"))
+            .await
+            .expect("bus")
     }
 
     pub fn url(&self, path: &str) -> String {

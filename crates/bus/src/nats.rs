@@ -1,0 +1,525 @@
+//! `nats://host:port`: NATS JetStream.
+//!
+//! Mapping, native rather than emulated:
+//! - a **topic** is a stream `DOZEN_<topic>` with interest retention over the
+//!   subjects `dozen.<topic>.>`: an event stays until every subscription that
+//!   existed when it was published has acknowledged it, and a topic without
+//!   subscriptions keeps nothing, as the contract says. A stream per topic (not
+//!   one stream with a subject per topic) gives each topic its own limits,
+//!   retention and storage, and lets a topic be dropped alone;
+//! - a **subscription** is a durable pull consumer with `filter_subject`
+//!   `dozen.<topic>.>` (one filter: the 2.9 servers ignore `filter_subjects`);
+//!   competing consumers pull from it; `ack_wait` is the visibility timeout;
+//!   a retry is a NAK with a delay; the delivery count comes from the server;
+//! - **dead letters** go to the stream `DOZEN_DEAD_LETTERS`, subject
+//!   `dozen_dead.<subscription>`, with the last error, attempts and time in
+//!   headers, and the original is terminated; a redrive publishes the event to
+//!   `dozen.<topic>.to.<subscription>`, which the other subscriptions of the
+//!   topic acknowledge unseen;
+//! - publishing sets `Nats-Msg-Id` to the event id, so the server drops a
+//!   republish within its duplicate window (the outbox relay's retry after a
+//!   lost confirmation);
+//! - idle consumers are woken by a core-NATS message on `dozen_wake.<topic>`
+//!   sent after each publish, and look again every 250 ms for retries and
+//!   expired visibility timeouts. Order per key is not offered: competing pull
+//!   consumers take events in parallel.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, AckKind};
+use async_nats::HeaderMap;
+use async_trait::async_trait;
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
+use crate::event::Event;
+use crate::sql::Wakers;
+use crate::subscription::Subscription;
+
+const DEAD_STREAM: &str = "DOZEN_DEAD_LETTERS";
+/// Idle consumers look again this often, for retries and expired deliveries.
+const RECHECK: Duration = Duration::from_millis(250);
+
+/// A JetStream bus.
+#[derive(Debug)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    wakers: Arc<Wakers>,
+    /// Topics whose stream this bus has made sure of.
+    streams: Mutex<HashSet<String>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NatsBus {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(error.to_string())
+}
+
+/// A name safe as a stream, consumer or subject token.
+fn token(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn stream_name(topic: &str) -> String {
+    format!("DOZEN_{}", token(topic))
+}
+
+fn description(topic: &str) -> String {
+    format!("dozen topic={topic}")
+}
+
+fn topic_of(description: Option<&str>) -> Option<String> {
+    description?.strip_prefix("dozen topic=").map(str::to_owned)
+}
+
+impl NatsBus {
+    /// Connects to `nats://host:port`; the client reconnects on its own after a
+    /// lost connection.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        let js = jetstream::new(client.clone());
+        let wakers = Arc::new(Wakers::default());
+        let watcher = {
+            let (client, wakers) = (client.clone(), wakers.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(mut wakes) = client.subscribe("dozen_wake.>").await {
+                        while let Some(message) = wakes.next().await {
+                            if let Some(topic) = message.subject.strip_prefix("dozen_wake.") {
+                                wakers.wake(topic);
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        };
+        Ok(Self {
+            client,
+            js,
+            wakers,
+            streams: Mutex::default(),
+            watcher,
+        })
+    }
+
+    async fn topic_stream(&self, topic: &str) -> Result<stream::Stream, BusError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: stream_name(topic),
+                description: Some(description(topic)),
+                subjects: vec![format!("dozen.{}.>", token(topic))],
+                retention: RetentionPolicy::Interest,
+                storage: StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn dead_stream(&self) -> Result<stream::Stream, BusError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: DEAD_STREAM.into(),
+                subjects: vec!["dozen_dead.>".into()],
+                storage: StorageType::File,
+                // As long as SQS keeps a message at most.
+                max_age: Duration::from_secs(14 * 24 * 3600),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn consumer(&self, sub: &Subscription) -> Result<PullConsumer, BusError> {
+        self.topic_stream(&sub.topic)
+            .await?
+            .get_consumer(&token(&sub.name))
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The names of the topic streams, and of each one's subscriptions.
+    async fn all_consumers(&self) -> Result<Vec<(stream::Stream, String)>, BusError> {
+        let mut names = self.js.stream_names();
+        let mut found = Vec::new();
+        while let Some(name) = names.next().await {
+            let name = name.map_err(unavailable)?;
+            if !name.starts_with("DOZEN_") || name == DEAD_STREAM {
+                continue;
+            }
+            let stream = self.js.get_stream(&name).await.map_err(unavailable)?;
+            let mut consumers = stream.consumer_names();
+            while let Some(consumer) = consumers.next().await {
+                found.push((stream.clone(), consumer.map_err(unavailable)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every dead letter of a subscription, with its sequence in the dead-letter stream.
+    async fn dead_messages(&self, subscription: &str) -> Result<Vec<(u64, DeadLetter)>, BusError> {
+        let stream = self.dead_stream().await?;
+        let reader = stream
+            .create_consumer(pull::Config {
+                filter_subject: format!("dozen_dead.{}", token(subscription)),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let pending = reader.cached_info().num_pending as usize;
+        let mut letters = Vec::with_capacity(pending);
+        if pending > 0 {
+            let mut batch = reader
+                .fetch()
+                .max_messages(pending)
+                .messages()
+                .await
+                .map_err(unavailable)?;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(unavailable)?;
+                let sequence = message.info().map_err(unavailable)?.stream_sequence;
+                let headers = message.headers.clone().unwrap_or_default();
+                let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+                letters.push((
+                    sequence,
+                    DeadLetter {
+                        subscription: subscription.to_owned(),
+                        event: serde_json::from_slice(&message.payload)?,
+                        attempts: header("Dozen-Attempts")
+                            .and_then(|a| a.parse().ok())
+                            .unwrap_or(0),
+                        last_error: header("Dozen-Last-Error"),
+                        dead_at: header("Dozen-Dead-At"),
+                    },
+                ));
+            }
+        }
+        Ok(letters)
+    }
+
+    async fn pull(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let consumer = self.consumer(sub).await?;
+        let mut batch = consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(unavailable)?;
+        let redrive_prefix = format!("dozen.{}.to.", token(&sub.topic));
+        let mine = format!("{redrive_prefix}{}", token(&sub.name));
+        let mut deliveries = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(unavailable)?;
+            let subject = message.subject.as_str();
+            if subject.starts_with(&redrive_prefix) && subject != mine {
+                // Redriven for another subscription of this topic.
+                message.ack().await.map_err(unavailable)?;
+                continue;
+            }
+            let (Some(reply), Ok(info)) = (message.reply.clone(), message.info()) else {
+                continue;
+            };
+            deliveries.push(Delivery {
+                event: serde_json::from_slice(&message.payload)?,
+                attempt: info.delivered.max(1) as u32,
+                receipt: reply.to_string(),
+            });
+        }
+        Ok(deliveries)
+    }
+
+    /// Pushes buffered acks out; bounded, so a lost connection cannot hang a drain.
+    async fn flush(&self) -> Result<(), BusError> {
+        match tokio::time::timeout(Duration::from_secs(5), self.client.flush()).await {
+            Ok(flushed) => flushed.map_err(unavailable),
+            Err(_) => Err(BusError::Unavailable("flush timed out".into())),
+        }
+    }
+
+    async fn settle(&self, delivery: &Delivery, kind: AckKind) -> Result<(), BusError> {
+        self.client
+            .publish(delivery.receipt.clone(), kind.into())
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn declare_topic(&self, topic: &str) -> Result<(), BusError> {
+        self.topic_stream(topic).await.map(|_| ())
+    }
+
+    async fn declare(&self, sub: &Subscription) -> Result<(), BusError> {
+        for (stream, name) in self.all_consumers().await? {
+            if name == token(&sub.name)
+                && stream.cached_info().config.name != stream_name(&sub.topic)
+            {
+                return Err(BusError::TopicMismatch {
+                    name: sub.name.clone(),
+                    existing: topic_of(stream.cached_info().config.description.as_deref())
+                        .unwrap_or_default(),
+                    requested: sub.topic.clone(),
+                });
+            }
+        }
+        let stream = self.topic_stream(&sub.topic).await?;
+        stream
+            .get_or_create_consumer::<pull::Config>(
+                &token(&sub.name),
+                pull::Config {
+                    durable_name: Some(token(&sub.name)),
+                    description: Some(description(&sub.topic)),
+                    filter_subject: format!("dozen.{}.>", token(&sub.topic)),
+                    deliver_policy: DeliverPolicy::New,
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: sub.visibility_timeout,
+                    // Attempts are counted by the consumer, which dead-letters.
+                    max_deliver: -1,
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
+        // Without its stream, JetStream refuses the publish; with it and no
+        // subscriptions, interest retention keeps nothing: the contract's "dropped".
+        let known = self.streams.lock().is_ok_and(|s| s.contains(topic));
+        if !known {
+            self.topic_stream(topic).await?;
+            if let Ok(mut streams) = self.streams.lock() {
+                streams.insert(topic.to_owned());
+            }
+        }
+        let subject = format!("dozen.{}.all", token(topic));
+        let mut confirmations = Vec::with_capacity(events.len());
+        for event in events {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", event.id.as_str());
+            let body = serde_json::to_vec(event)?;
+            confirmations.push(
+                self.js
+                    .publish_with_headers(subject.clone(), headers, body.into())
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        for confirmation in confirmations {
+            confirmation.await.map_err(unavailable)?;
+        }
+        let _ = self
+            .client
+            .publish(format!("dozen_wake.{topic}"), Default::default())
+            .await;
+        Ok(())
+    }
+
+    async fn receive(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
+        // A pull whose answer is lost with the connection would wait for ever:
+        // bound it. Events taken when the bound cuts in come back after ack_wait.
+        match tokio::time::timeout(Duration::from_secs(5), self.pull(sub, max)).await {
+            Ok(pulled) => pulled,
+            Err(_) => Err(BusError::Unavailable("pull timed out".into())),
+        }
+    }
+
+    async fn wait(&self, sub: &Subscription, max_wait: Duration) {
+        let notify = self.wakers.topic(&sub.topic);
+        tokio::select! {
+            () = notify.notified() => {}
+            () = tokio::time::sleep(max_wait.min(RECHECK)) => {}
+        }
+    }
+
+    async fn ack(&self, _sub: &Subscription, delivery: &Delivery) -> Result<(), BusError> {
+        self.settle(delivery, AckKind::Ack).await?;
+        self.flush().await
+    }
+
+    async fn ack_batch(
+        &self,
+        _sub: &Subscription,
+        deliveries: &[Delivery],
+    ) -> Result<(), BusError> {
+        for delivery in deliveries {
+            self.settle(delivery, AckKind::Ack).await?;
+        }
+        self.flush().await
+    }
+
+    async fn retry(
+        &self,
+        _sub: &Subscription,
+        delivery: &Delivery,
+        delay: Duration,
+        _error: &str,
+    ) -> Result<(), BusError> {
+        self.settle(delivery, AckKind::Nak(Some(delay))).await?;
+        self.flush().await
+    }
+
+    async fn dead_letter(
+        &self,
+        sub: &Subscription,
+        delivery: &Delivery,
+        error: &str,
+    ) -> Result<(), BusError> {
+        self.dead_stream().await?;
+        let mut headers = HeaderMap::new();
+        headers.insert("Dozen-Topic", sub.topic.as_str());
+        headers.insert("Dozen-Attempts", delivery.attempt.to_string().as_str());
+        // Header values are one line.
+        headers.insert(
+            "Dozen-Last-Error",
+            error.replace(['\r', '\n'], " ").as_str(),
+        );
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        headers.insert("Dozen-Dead-At", now.as_str());
+        self.js
+            .publish_with_headers(
+                format!("dozen_dead.{}", token(&sub.name)),
+                headers,
+                serde_json::to_vec(&delivery.event)?.into(),
+            )
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        self.settle(delivery, AckKind::Term).await?;
+        self.flush().await
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.js
+            .query_account()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionStats>, BusError> {
+        let mut stats = Vec::new();
+        for (stream, name) in self.all_consumers().await? {
+            let mut consumer: PullConsumer =
+                stream.get_consumer(&name).await.map_err(unavailable)?;
+            let info = consumer.info().await.map_err(unavailable)?.clone();
+            let topic = topic_of(info.config.description.as_deref()).unwrap_or_default();
+            let dead = self.dead_messages(&name).await?.len() as u64;
+            stats.push(SubscriptionStats {
+                name,
+                topic,
+                depth: info.num_pending,
+                in_flight: info.num_ack_pending as u64,
+                dead_letters: dead,
+            });
+        }
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(stats)
+    }
+
+    async fn dead_letters(
+        &self,
+        subscription: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        let mut letters = self.dead_messages(subscription).await?;
+        letters.truncate(limit);
+        Ok(letters.into_iter().map(|(_, letter)| letter).collect())
+    }
+
+    async fn redrive(
+        &self,
+        subscription: &str,
+        event_ids: Option<&[String]>,
+    ) -> Result<u64, BusError> {
+        let dead = self.dead_stream().await?;
+        let mut moved = 0;
+        for (sequence, letter) in self.dead_messages(subscription).await? {
+            if event_ids.is_some_and(|ids| !ids.contains(&letter.event.id)) {
+                continue;
+            }
+            let stream = self.dead_stream().await?;
+            let message = stream
+                .get_raw_message(sequence)
+                .await
+                .map_err(unavailable)?;
+            let topic = message
+                .headers
+                .get("Dozen-Topic")
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            let mut headers = HeaderMap::new();
+            // A new id for the broker's duplicate window: this is a new delivery.
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("{}-redrive-{sequence}", letter.event.id).as_str(),
+            );
+            self.js
+                .publish_with_headers(
+                    format!("dozen.{}.to.{}", token(&topic), token(subscription)),
+                    headers,
+                    serde_json::to_vec(&letter.event)?.into(),
+                )
+                .await
+                .map_err(unavailable)?
+                .await
+                .map_err(unavailable)?;
+            dead.delete_message(sequence).await.map_err(unavailable)?;
+            let _ = self
+                .client
+                .publish(format!("dozen_wake.{topic}"), Default::default())
+                .await;
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    async fn purge(
+        &self,
+        subscription: &str,
+        event_ids: Option<&[String]>,
+    ) -> Result<u64, BusError> {
+        let dead = self.dead_stream().await?;
+        let mut purged = 0;
+        for (sequence, letter) in self.dead_messages(subscription).await? {
+            if event_ids.is_none_or(|ids| ids.contains(&letter.event.id)) {
+                dead.delete_message(sequence).await.map_err(unavailable)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}

@@ -1,0 +1,89 @@
+//! The suite on `nats://` (JetStream), plus broker restarts.
+
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+
+use crate::suite::{Features, Harness};
+
+const NATS: Features = Features {
+    // Competing pull consumers take one subscription's events in parallel, and
+    // JetStream has no per-key lock to stop them.
+    per_key_order: false,
+    // Nats-Msg-Id is the event id: republishing within the window is a no-op.
+    drops_republished_duplicates: true,
+};
+
+async fn harness() -> Option<Harness> {
+    let url = dozen_testing::required_server("TEST_NATS_URL", "NATS")?;
+    sweep_old_test_streams(&url).await;
+    let url = url.parse().unwrap();
+    let bus = dozen_bus::connect(&url).await.unwrap();
+    Some(Harness {
+        url,
+        bus,
+        features: NATS,
+        _keep: None,
+    })
+}
+
+/// Deletes the streams of tests that ran more than an hour ago (each test has its own topic).
+async fn sweep_old_test_streams(url: &str) {
+    static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if SWEPT.set(()).is_err() {
+        return;
+    }
+    let Ok(client) = async_nats::connect(url).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(client);
+    let mut streams = js.streams();
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    while let Some(Ok(info)) = streams.next().await {
+        let is_test = info.config.name.starts_with("DOZEN_topic-")
+            || info.config.name.starts_with("DOZEN_nobody-");
+        if is_test && SystemTime::from(info.created) < hour_ago {
+            let _ = js.delete_stream(&info.config.name).await;
+        }
+    }
+}
+
+crate::conformance_suite!(harness);
+
+/// A NATS server of the test's own, killed and started again mid-stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_survives_a_nats_restart_mid_stream() {
+    let Some(server) = dozen_testing::ChildServer::nats() else {
+        return;
+    };
+    let url: dozen_bus::BusUrl = format!("nats://127.0.0.1:{}", server.port())
+        .parse()
+        .unwrap();
+    let bus = dozen_bus::connect(&url).await.unwrap();
+    let harness = Harness {
+        url,
+        bus,
+        features: NATS,
+        _keep: None,
+    };
+    let server = std::sync::Arc::new(std::sync::Mutex::new(server));
+    let restart: crate::suite::Restart = Box::new(move || {
+        let server = server.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut server = server.lock().unwrap();
+                server.stop();
+                std::thread::sleep(Duration::from_secs(1));
+                server.start();
+            })
+            .await
+            .unwrap();
+        })
+    });
+    let run = crate::suite::the_broker_restarting_mid_stream_loses_nothing_and_repeats_no_effect(
+        &harness, restart,
+    );
+    tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the restart test finished within 5 minutes");
+}

@@ -1,0 +1,103 @@
+//! A broker of the test's own, as a child process it can stop and start:
+//! the shared servers on this machine must not be restarted under other tests.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process on a fixed loopback port, restartable with its data kept.
+#[derive(Debug)]
+pub struct ChildServer {
+    program: PathBuf,
+    args: Vec<String>,
+    port: u16,
+    child: Option<Child>,
+    _data: tempfile::TempDir,
+}
+
+impl ChildServer {
+    /// A NATS server with JetStream on a free port, its storage in a temporary folder.
+    /// `None` (with the reason printed, or a failure in CI) when `nats-server` is not installed.
+    pub fn nats() -> Option<Self> {
+        let program = find_program("nats-server")?;
+        let data = tempfile::tempdir().expect("temporary folder");
+        let port = free_port();
+        let args = vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            data.path().display().to_string(),
+        ];
+        let mut server = Self {
+            program,
+            args,
+            port,
+            child: None,
+            _data: data,
+        };
+        server.start();
+        Some(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(&mut self) {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not start",
+                self.program.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (as SIGKILL would: no goodbye to the clients).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The program on PATH or in the sbin folders, where Debian puts servers.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        return crate::skip_unless_ci(&format!("{name} is not installed"));
+    }
+    found
+}
