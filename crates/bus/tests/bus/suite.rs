@@ -782,13 +782,15 @@ pub async fn an_event_in_hand_at_shutdown_finishes_and_is_not_redelivered(h: &Ha
     );
 }
 
-pub async fn ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_no_effect(
+/// A new topic and subscription, and four consumers (each on its own bus
+/// connection) whose effects happen once, through the inbox, in a database of their own.
+async fn four_effect_consumers(
     h: &Harness,
-) {
+) -> (String, Subscription, TestDatabase, AnyPool, Running) {
     let topic = unique("topic");
     let sub = quick(&unique("sub"), &topic).max_in_flight(32);
     h.bus.declare(&sub).await.unwrap();
-    let (_db, pool) = effects_database().await;
+    let (database, pool) = effects_database().await;
     let calls = Arc::new(AtomicUsize::new(0));
     let mut running = Running::new();
     for _ in 0..4 {
@@ -798,6 +800,13 @@ pub async fn ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_
             effect_once(pool.clone(), sub.name.clone(), calls.clone()),
         );
     }
+    (topic, sub, database, pool, running)
+}
+
+pub async fn ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_no_effect(
+    h: &Harness,
+) {
+    let (topic, sub, _db, pool, running) = four_effect_consumers(h).await;
     let publisher = {
         let bus = h.another_bus().await;
         let topic = topic.clone();
@@ -927,19 +936,7 @@ pub async fn the_broker_restarting_mid_stream_loses_nothing_and_repeats_no_effec
     restart: Restart,
 ) {
     const EVENTS: u32 = 10_000;
-    let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).max_in_flight(32);
-    h.bus.declare(&sub).await.unwrap();
-    let (_consumer_db, consumer) = effects_database().await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let mut running = Running::new();
-    for _ in 0..4 {
-        running.start(
-            h.another_bus().await,
-            sub.clone(),
-            effect_once(consumer.clone(), sub.name.clone(), calls.clone()),
-        );
-    }
+    let (topic, _sub, _consumer_db, consumer, running) = four_effect_consumers(h).await;
     let relays = Shutdown::new();
     let mut producers = Vec::new();
     for first in 0..3 {
