@@ -171,10 +171,13 @@ impl NatsBus {
             if !name.starts_with("DOZEN_") || name == DEAD_STREAM {
                 continue;
             }
-            let stream = self.js.get_stream(&name).await.map_err(unavailable)?;
+            // A stream may vanish between listing and reading it: skip it.
+            let Ok(stream) = self.js.get_stream(&name).await else {
+                continue;
+            };
             let mut consumers = stream.consumer_names();
-            while let Some(consumer) = consumers.next().await {
-                found.push((stream.clone(), consumer.map_err(unavailable)?));
+            while let Some(Ok(consumer)) = consumers.next().await {
+                found.push((stream.clone(), consumer));
             }
         }
         Ok(found)
@@ -433,9 +436,13 @@ impl Bus for NatsBus {
     async fn subscriptions(&self) -> Result<Vec<SubscriptionStats>, BusError> {
         let mut stats = Vec::new();
         for (stream, name) in self.all_consumers().await? {
-            let mut consumer: PullConsumer =
-                stream.get_consumer(&name).await.map_err(unavailable)?;
-            let info = consumer.info().await.map_err(unavailable)?.clone();
+            // A subscription deleted meanwhile is simply not listed.
+            let Ok(mut consumer) = stream.get_consumer::<pull::Config>(&name).await else {
+                continue;
+            };
+            let Ok(info) = consumer.info().await.cloned() else {
+                continue;
+            };
             let topic = topic_of(info.config.description.as_deref()).unwrap_or_default();
             let dead = self.dead_messages(&name).await?.len() as u64;
             stats.push(SubscriptionStats {

@@ -247,7 +247,7 @@ pub async fn publish_and_subscribe_delivers_every_event_with_its_data(h: &Harnes
     running.recording(h.bus.clone(), sub.clone(), &seen, 0);
     let sent = probes(0..3);
     h.bus.publish(&topic, &sent).await.unwrap();
-    eventually(Duration::from_secs(10), "3 events", || async {
+    eventually(Duration::from_secs(30), "3 events", || async {
         seen.len() == 3
     })
     .await;
@@ -277,7 +277,7 @@ pub async fn every_subscription_of_a_topic_gets_every_event(h: &Harness) {
     running.recording(h.another_bus().await, second, &seen_second, 1);
     h.bus.publish(&topic, &probes(0..5)).await.unwrap();
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "5 events on each subscription",
         || async { seen_first.len() == 5 && seen_second.len() == 5 },
     )
@@ -347,7 +347,7 @@ pub async fn a_failed_event_is_redelivered_after_a_backoff(h: &Harness) {
         });
     }
     h.bus.publish(&topic, &[probe(7)]).await.unwrap();
-    eventually(Duration::from_secs(10), "the redelivery", || async {
+    eventually(Duration::from_secs(30), "the redelivery", || async {
         seen.len() == 2
     })
     .await;
@@ -423,7 +423,7 @@ pub async fn an_event_that_keeps_failing_is_dead_lettered_and_redrive_brings_it_
         .publish(&topic, std::slice::from_ref(&event))
         .await
         .unwrap();
-    eventually(Duration::from_secs(10), "a dead letter", || async {
+    eventually(Duration::from_secs(30), "a dead letter", || async {
         stats(&h.bus, &sub.name).await.dead_letters == 1
     })
     .await;
@@ -441,7 +441,7 @@ pub async fn an_event_that_keeps_failing_is_dead_lettered_and_redrive_brings_it_
     broken.store(false, Ordering::SeqCst);
     assert_eq!(h.bus.redrive(&sub.name, None).await.unwrap(), 1);
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the redriven event handled",
         || async { handled.load(Ordering::SeqCst) == 1 },
     )
@@ -495,7 +495,7 @@ pub async fn a_poison_event_goes_to_the_dead_letter_queue_and_does_not_hold_back
     events.extend(probes(1..21));
     h.bus.publish(&topic, &events).await.unwrap();
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "20 good events and 2 dead letters",
         || async { seen.len() == 20 && stats(&h.bus, &sub.name).await.dead_letters == 2 },
     )
@@ -529,7 +529,7 @@ pub async fn a_consumer_holds_no_more_events_than_its_in_flight_limit(h: &Harnes
         });
     }
     h.bus.publish(&topic, &probes(0..30)).await.unwrap();
-    eventually(Duration::from_secs(10), "30 events", || async {
+    eventually(Duration::from_secs(30), "30 events", || async {
         seen.len() == 30
     })
     .await;
@@ -759,7 +759,7 @@ pub async fn an_event_in_hand_at_shutdown_finishes_and_is_not_redelivered(h: &Ha
         });
     }
     h.bus.publish(&topic, &[probe(1)]).await.unwrap();
-    eventually(Duration::from_secs(10), "the handler to start", || async {
+    eventually(Duration::from_secs(30), "the handler to start", || async {
         started.load(Ordering::SeqCst) == 1
     })
     .await;
