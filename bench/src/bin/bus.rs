@@ -73,6 +73,17 @@ async fn pace(started: Instant, n: u64, rate: Option<u64>) {
     }
 }
 
+/// Event `n`, stamped with the time it is written.
+fn tick(n: u64) -> Result<Event, serde_json::Error> {
+    Event::new(
+        "bench",
+        &Tick {
+            n,
+            sent_ns: clock(),
+        },
+    )
+}
+
 fn clock() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
@@ -175,13 +186,7 @@ async fn dozen(
         let (producer, outbox) = (producer.clone(), outbox.clone());
         async move {
             // Stamped as the transaction starts: the latency includes the commit.
-            let event = Event::new(
-                "bench",
-                &Tick {
-                    n,
-                    sent_ns: clock(),
-                },
-            )?;
+            let event = tick(n)?;
             let mut tx = producer.begin().await?;
             outbox.enqueue(&mut tx, &event).await?;
             tx.commit().await?;
@@ -244,13 +249,7 @@ async fn bare(
     let started = produce(events, rate, move |n| {
         let pool = pool.clone();
         async move {
-            let event = Event::new(
-                "bench",
-                &Tick {
-                    n,
-                    sent_ns: clock(),
-                },
-            )?;
+            let event = tick(n)?;
             sqlx::query("INSERT INTO bare (body) VALUES ($1)")
                 .bind(serde_json::to_string(&event)?)
                 .execute(&pool)
