@@ -75,7 +75,7 @@ impl Event {
             source: source.into(),
             event_type: T::TYPE.into(),
             subject: data.subject(),
-            time: now_rfc3339(),
+            time: dozen_runtime::clock::now_rfc3339(),
             datacontenttype: "application/json".into(),
             dataschema: Some(schema_uri(T::TYPE, T::VERSION)),
             traceparent: Some(TraceParent::new().to_string()),
@@ -122,12 +122,6 @@ fn schema_uri(event_type: &str, version: u32) -> String {
 
 fn schema_version(uri: &str) -> Option<u32> {
     uri.rsplit_once(":v")?.1.parse().ok()
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

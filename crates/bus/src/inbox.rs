@@ -7,7 +7,7 @@
 
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::outbox::now_millis;
+use dozen_runtime::clock::now_millis;
 
 /// Begins the effect of `event_id` for `subscription`, or `None` when it
 /// already happened. Commit the transaction to make the effect (and the

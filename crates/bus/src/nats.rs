@@ -407,9 +407,7 @@ impl Bus for NatsBus {
             "Dozen-Last-Error",
             error.replace(['\r', '\n'], " ").as_str(),
         );
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let now = dozen_runtime::clock::now_rfc3339();
         headers.insert("Dozen-Dead-At", now.as_str());
         self.js
             .publish_with_headers(

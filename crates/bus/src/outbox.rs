@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dozen_runtime::clock::now_millis;
 use dozen_runtime::shutdown::Shutdown;
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::Notify;
@@ -68,10 +69,6 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
     tx.commit().await
-}
-
-pub(crate) fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// The producing side: enqueue inside a transaction, then tell the relay.

@@ -10,6 +10,7 @@
 //! A service's `main` reads its settings with [`config::load_or_exit`], starts
 //! logging, builds its router and hands it to [`http::HttpServer::serve`].
 
+pub mod clock;
 pub mod config;
 pub mod database;
 pub mod http;

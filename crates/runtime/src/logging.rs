@@ -139,7 +139,7 @@ where
         let mut fields = collector.fields;
         let metadata = event.metadata();
         let line = Line {
-            timestamp: now_rfc3339(),
+            timestamp: crate::clock::now_rfc3339(),
             level: metadata.level().as_str(),
             service: self.service,
             target: metadata.target(),
@@ -153,12 +153,6 @@ where
             let _ = std::io::stdout().lock().write_all(&bytes);
         }
     }
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[derive(Default)]

@@ -167,13 +167,6 @@ fn parse_receipt(receipt: &str) -> Result<(i64, String), BusError> {
     Ok((id, lease.to_owned()))
 }
 
-fn rfc3339_from_millis(millis: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()?
-        .format(&time::format_description::well_known::Rfc3339)
-        .ok()
-}
-
 #[async_trait]
 impl Bus for SqlBus {
     async fn declare_topic(&self, _topic: &str) -> Result<(), BusError> {
@@ -400,7 +393,7 @@ impl Bus for SqlBus {
                 event: serde_json::from_str(&body)?,
                 attempts: attempts as u32,
                 last_error: row.try_get(2).map_err(unavailable)?,
-                dead_at: dead_at.and_then(rfc3339_from_millis),
+                dead_at: dead_at.map(dozen_runtime::clock::rfc3339_from_millis),
             });
         }
         Ok(letters)

@@ -6,6 +6,7 @@ use axum::{Extension, Json};
 use dozen_auth::Authenticated;
 use dozen_bus::Event;
 use dozen_events::UserSignedUp;
+use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
 use dozen_runtime::http::ApiError;
 use dozen_runtime::trace::TraceParent;
 use serde::{Deserialize, Serialize};
@@ -67,16 +68,6 @@ impl From<UserRow> for PublicUser {
             username: row.username,
         }
     }
-}
-
-fn rfc3339_from_millis(millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Sign up: creates the user and answers with a session token.
@@ -154,10 +145,6 @@ pub(crate) async fn sign_up(
     state.outbox.committed();
     tracing::info!(user_id = %row.id, event_id = %event.id, "user signed up");
     Ok((StatusCode::CREATED, Json(session_for(&state, row)?)))
-}
-
-fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// The signed-in user, with private fields.
