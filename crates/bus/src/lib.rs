@@ -39,6 +39,8 @@
 //! transaction as the state change; the [`outbox::Relay`] publishes it after
 //! the commit and retries while the bus is down.
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod backend;
 mod consumer;
 mod event;
@@ -50,6 +52,8 @@ mod settings;
 mod sql;
 mod subscription;
 
+#[cfg(feature = "amqp")]
+pub use amqp::AmqpBus;
 pub use backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 pub use consumer::{typed, Consumer, Handler, HandlerError, HandlerFuture};
 pub use dozen_runtime::trace::TraceParent;

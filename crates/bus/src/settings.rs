@@ -23,12 +23,13 @@ impl BusUrl {
     }
 }
 
-const SCHEMES: [&str; 6] = [
+const SCHEMES: [&str; 7] = [
     "sqlite",
     "postgres",
     "postgresql",
     "nats",
     "amqp",
+    "amqps",
     "sns+sqs",
 ];
 
@@ -93,7 +94,10 @@ pub async fn connect(url: &BusUrl) -> Result<Arc<dyn Bus>, BusError> {
         "nats" => Ok(Arc::new(crate::nats::NatsBus::connect(url.expose()).await?)),
         #[cfg(not(feature = "nats"))]
         "nats" => Err(BusError::FeatureDisabled("nats")),
-        "amqp" => Err(BusError::FeatureDisabled("amqp")),
+        #[cfg(feature = "amqp")]
+        "amqp" | "amqps" => Ok(Arc::new(crate::amqp::AmqpBus::connect(url.expose())?)),
+        #[cfg(not(feature = "amqp"))]
+        "amqp" | "amqps" => Err(BusError::FeatureDisabled("amqp")),
         "sns+sqs" => Err(BusError::FeatureDisabled("sns+sqs")),
         _ => Err(BusError::UnsupportedUrl(url.to_string())),
     }

@@ -2,6 +2,7 @@
 //! the shared servers on this machine must not be restarted under other tests.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct ChildServer {
     program: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     port: u16,
     child: Option<Child>,
     _data: tempfile::TempDir,
@@ -35,6 +37,47 @@ impl ChildServer {
         let mut server = Self {
             program,
             args,
+            envs: Vec::new(),
+            port,
+            child: None,
+            _data: data,
+        };
+        server.start();
+        Some(server)
+    }
+
+    /// A RabbitMQ node of its own (its own node name, ports and storage in a
+    /// temporary folder, no plugins), with the default `guest` user.
+    /// `None` (with the reason printed, or a failure in CI) when RabbitMQ is not installed.
+    pub fn rabbitmq() -> Option<Self> {
+        let program = PathBuf::from("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        if !program.is_file() {
+            return crate::skip_unless_ci("RabbitMQ is not installed");
+        }
+        let data = tempfile::tempdir().expect("temporary folder");
+        let plugins = data.path().join("enabled_plugins");
+        std::fs::write(&plugins, "[].").expect("write the plugins file");
+        let (port, distribution) = (free_port(), free_port());
+        let folder = |name: &str| data.path().join(name).display().to_string();
+        let envs = [
+            ("RABBITMQ_NODENAME", format!("dozen-test-{port}@localhost")),
+            ("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1".into()),
+            ("RABBITMQ_NODE_PORT", port.to_string()),
+            ("RABBITMQ_DIST_PORT", distribution.to_string()),
+            ("RABBITMQ_MNESIA_BASE", folder("mnesia")),
+            ("RABBITMQ_LOG_BASE", folder("log")),
+            (
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                plugins.display().to_string(),
+            ),
+            ("RABBITMQ_CONFIG_FILE", folder("none")),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec();
+        let mut server = Self {
+            program,
+            args: Vec::new(),
+            envs,
             port,
             child: None,
             _data: data,
@@ -51,12 +94,15 @@ impl ChildServer {
     pub fn start(&mut self) {
         let child = Command::new(&self.program)
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            // Its own process group, so stopping it stops every process it started.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
@@ -70,6 +116,8 @@ impl ChildServer {
     /// Stops the server (as SIGKILL would: no goodbye to the clients).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -1,5 +1,6 @@
 //! The bus conformance suite, run on every backend.
 
+mod amqp;
 mod flaky;
 mod suite;
 

@@ -12,6 +12,8 @@ const NATS: Features = Features {
     per_key_order: false,
     // Nats-Msg-Id is the event id: republishing within the window is a no-op.
     drops_republished_duplicates: true,
+    // The consumer info's ack-pending count is the server's own, live.
+    live_in_flight_count: true,
 };
 
 async fn harness() -> Option<Harness> {

@@ -27,12 +27,15 @@ pub struct Features {
     pub per_key_order: bool,
     /// The broker drops a republished event with an id it has seen lately.
     pub drops_republished_duplicates: bool,
+    /// The in-flight count is current, not a statistic refreshed every few seconds.
+    pub live_in_flight_count: bool,
 }
 
 impl Features {
     pub const ALL: Features = Features {
         per_key_order: true,
         drops_republished_duplicates: false,
+        live_in_flight_count: true,
     };
 }
 
@@ -238,6 +241,24 @@ async fn stats(bus: &Arc<dyn Bus>, name: &str) -> dozen_bus::SubscriptionStats {
         .unwrap_or_else(|| panic!("subscription {name} is listed"))
 }
 
+/// Waits until the subscription shows `(depth, in_flight, dead_letters)`;
+/// brokers refresh some of these counts every few seconds.
+async fn counts_become(bus: &Arc<dyn Bus>, name: &str, expected: (u64, u64, u64)) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = stats(bus, name).await;
+        let counts = (s.depth, s.in_flight, s.dead_letters);
+        if counts == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: (depth, in flight, dead letters) stayed {counts:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn publish_and_subscribe_delivers_every_event_with_its_data(h: &Harness) {
     let topic = unique("topic");
     let sub = quick(&unique("sub"), &topic);
@@ -259,11 +280,7 @@ pub async fn publish_and_subscribe_delivers_every_event_with_its_data(h: &Harnes
         "events arrive whole: id, type, data, trace context"
     );
     running.stop().await;
-    let after = stats(&h.bus, &sub.name).await;
-    assert_eq!(
-        (after.depth, after.in_flight, after.dead_letters),
-        (0, 0, 0)
-    );
+    counts_become(&h.bus, &sub.name, (0, 0, 0)).await;
 }
 
 pub async fn every_subscription_of_a_topic_gets_every_event(h: &Harness) {
@@ -359,12 +376,8 @@ pub async fn a_failed_event_is_redelivered_after_a_backoff(h: &Harness) {
         "after the backoff (jitter floor 200 ms), not at once: {gap:?}"
     );
     running.stop().await;
-    let after = stats(&h.bus, &sub.name).await;
-    assert_eq!(
-        (after.depth, after.dead_letters),
-        (0, 0),
-        "acknowledged on the second try"
-    );
+    // Acknowledged on the second try.
+    counts_become(&h.bus, &sub.name, (0, 0, 0)).await;
 }
 
 pub async fn an_unacknowledged_event_is_redelivered_after_the_visibility_timeout(h: &Harness) {
@@ -382,7 +395,9 @@ pub async fn an_unacknowledged_event_is_redelivered_after_the_visibility_timeout
         other.receive(&sub, 10).await.unwrap().is_empty(),
         "invisible while held"
     );
-    assert_eq!(stats(&h.bus, &sub.name).await.in_flight, 1);
+    if h.features.live_in_flight_count {
+        assert_eq!(stats(&h.bus, &sub.name).await.in_flight, 1);
+    }
     tokio::time::sleep(Duration::from_millis(800)).await;
     let again = other.receive(&sub, 10).await.unwrap();
     assert_eq!(again.len(), 1, "redelivered after the visibility timeout");
@@ -447,11 +462,7 @@ pub async fn an_event_that_keeps_failing_is_dead_lettered_and_redrive_brings_it_
     )
     .await;
     running.stop().await;
-    let after = stats(&h.bus, &sub.name).await;
-    assert_eq!(
-        (after.depth, after.in_flight, after.dead_letters),
-        (0, 0, 0)
-    );
+    counts_become(&h.bus, &sub.name, (0, 0, 0)).await;
 }
 
 pub async fn a_poison_event_goes_to_the_dead_letter_queue_and_does_not_hold_back_others(
@@ -769,12 +780,7 @@ pub async fn an_event_in_hand_at_shutdown_finishes_and_is_not_redelivered(h: &Ha
         1,
         "the event in hand finished before the consumer stopped"
     );
-    let after = stats(&h.bus, &sub.name).await;
-    assert_eq!(
-        (after.depth, after.in_flight, after.dead_letters),
-        (0, 0, 0),
-        "acknowledged once"
-    );
+    counts_become(&h.bus, &sub.name, (0, 0, 0)).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(
         h.bus.receive(&sub, 10).await.unwrap().is_empty(),
@@ -829,11 +835,7 @@ pub async fn ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_
         (10_000, 10_000),
         "none lost, none twice in effect"
     );
-    let after = stats(&h.bus, &sub.name).await;
-    assert_eq!(
-        (after.depth, after.in_flight, after.dead_letters),
-        (0, 0, 0)
-    );
+    counts_become(&h.bus, &sub.name, (0, 0, 0)).await;
 }
 
 pub async fn operations_list_show_redrive_and_purge_dead_letters(h: &Harness) {
@@ -845,23 +847,18 @@ pub async fn operations_list_show_redrive_and_purge_dead_letters(h: &Harness) {
     let deliveries = h.bus.receive(&sub, 10).await.unwrap();
     assert_eq!(deliveries.len(), 4);
     let in_flight = stats(&h.bus, &sub.name).await;
-    assert_eq!((in_flight.depth, in_flight.in_flight), (0, 4));
+    assert_eq!(in_flight.depth, 0);
+    if h.features.live_in_flight_count {
+        assert_eq!(in_flight.in_flight, 4);
+    }
     for delivery in &deliveries {
         h.bus
             .dead_letter(&sub, delivery, &format!("bad {}", n_of(&delivery.event)))
             .await
             .unwrap();
     }
-    let listed = stats(&h.bus, &sub.name).await;
-    assert_eq!(
-        (
-            listed.topic.as_str(),
-            listed.depth,
-            listed.in_flight,
-            listed.dead_letters
-        ),
-        (topic.as_str(), 0, 0, 4)
-    );
+    counts_become(&h.bus, &sub.name, (0, 0, 4)).await;
+    assert_eq!(stats(&h.bus, &sub.name).await.topic, topic);
     let letters = h.bus.dead_letters(&sub.name, 10).await.unwrap();
     assert_eq!(
         letters.iter().map(|l| n_of(&l.event)).collect::<Vec<_>>(),
@@ -885,8 +882,14 @@ pub async fn operations_list_show_redrive_and_purge_dead_letters(h: &Harness) {
         h.bus.purge(&sub.name, Some(&ids(&[0, 3]))).await.unwrap(),
         2
     );
+    // Redriven, the event waits in the queue, or is already pushed to a
+    // consumer of the subscription (this bus consumes it since it received),
+    // which only a live in-flight count shows.
     let after = stats(&h.bus, &sub.name).await;
-    assert_eq!((after.depth, after.dead_letters), (1, 1));
+    assert_eq!(after.dead_letters, 1);
+    if h.features.live_in_flight_count {
+        assert_eq!(after.depth + after.in_flight, 1);
+    }
     let back = h.bus.receive(&sub, 10).await.unwrap();
     assert_eq!(back.iter().map(|d| n_of(&d.event)).collect::<Vec<_>>(), [1]);
     assert_eq!(

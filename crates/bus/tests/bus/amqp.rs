@@ -1,0 +1,137 @@
+//! The suite on `amqp://` (RabbitMQ), in a virtual host of this test run,
+//! plus broker restarts on a node of the test's own.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::suite::{Features, Harness};
+
+const RABBITMQ: Features = Features {
+    // Competing consumers take one queue's events in parallel; RabbitMQ's
+    // single-active-consumer would give order, but not competing consumers.
+    per_key_order: false,
+    // RabbitMQ has no duplicate window: a republished event arrives again and
+    // the inbox absorbs it.
+    drops_republished_duplicates: false,
+    // The unacknowledged count is a management statistic, refreshed every
+    // collect_statistics_interval (5 s by default).
+    live_in_flight_count: false,
+};
+
+/// The management API of the server in `TEST_AMQP_URL`.
+fn management(url: &str) -> (reqwest::Client, String, String, String) {
+    let uri: lapin::uri::AMQPUri = url.parse().expect("TEST_AMQP_URL parses");
+    (
+        reqwest::Client::new(),
+        format!("http://{}:15672/api", uri.authority.host),
+        uri.authority.userinfo.username,
+        uri.authority.userinfo.password,
+    )
+}
+
+/// A virtual host for this test process (made once), named with its start
+/// time so that later runs can sweep the hosts of runs older than an hour.
+async fn test_vhost(url: &str) -> String {
+    static VHOST: OnceLock<String> = OnceLock::new();
+    if let Some(vhost) = VHOST.get() {
+        return vhost.clone();
+    }
+    let (http, api, user, password) = management(url);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let vhosts: Vec<serde_json::Value> = http
+        .get(format!("{api}/vhosts"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .expect("the RabbitMQ management API answers (rabbitmq-plugins enable rabbitmq_management)")
+        .json()
+        .await
+        .unwrap();
+    for old in vhosts.iter().filter_map(|v| v["name"].as_str()) {
+        let started = old
+            .strip_prefix("dozen-test-")
+            .and_then(|rest| rest.split('-').next()?.parse::<u64>().ok());
+        if started.is_some_and(|started| started + 3600 < now) {
+            let _ = http
+                .delete(format!("{api}/vhosts/{old}"))
+                .basic_auth(&user, Some(&password))
+                .send()
+                .await;
+        }
+    }
+    let name = format!("dozen-test-{now}-{}", uuid::Uuid::new_v4().simple());
+    let created = http
+        .put(format!("{api}/vhosts/{name}"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "create vhost: {created:?}");
+    let allowed = http
+        .put(format!("{api}/permissions/{name}/{user}"))
+        .basic_auth(&user, Some(&password))
+        .json(&serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(allowed.status().is_success(), "grant vhost: {allowed:?}");
+    VHOST.get_or_init(|| name).clone()
+}
+
+async fn harness() -> Option<Harness> {
+    let server = dozen_testing::required_server("TEST_AMQP_URL", "RabbitMQ")?;
+    let vhost = test_vhost(&server).await;
+    let url: dozen_bus::BusUrl = format!("{}/{vhost}", server.trim_end_matches('/'))
+        .parse()
+        .unwrap();
+    let bus = dozen_bus::connect(&url).await.unwrap();
+    Some(Harness {
+        url,
+        bus,
+        features: RABBITMQ,
+        _keep: None,
+    })
+}
+
+crate::conformance_suite!(harness);
+
+/// A RabbitMQ node of the test's own, killed and started again mid-stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_survives_a_rabbitmq_restart_mid_stream() {
+    let Some(server) = dozen_testing::ChildServer::rabbitmq() else {
+        return;
+    };
+    let url: dozen_bus::BusUrl = format!("amqp://guest:guest@127.0.0.1:{}/%2f", server.port())
+        .parse()
+        .unwrap();
+    let bus = dozen_bus::connect(&url).await.unwrap();
+    let harness = Harness {
+        url,
+        bus,
+        features: RABBITMQ,
+        _keep: None,
+    };
+    let server = Arc::new(Mutex::new(server));
+    let restart: crate::suite::Restart = Box::new(move || {
+        let server = server.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut server = server.lock().unwrap();
+                server.stop();
+                std::thread::sleep(Duration::from_secs(1));
+                server.start();
+            })
+            .await
+            .unwrap();
+        })
+    });
+    let run = crate::suite::the_broker_restarting_mid_stream_loses_nothing_and_repeats_no_effect(
+        &harness, restart,
+    );
+    tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the restart test finished within 5 minutes");
+}
