@@ -49,6 +49,8 @@ pub mod inbox;
 mod nats;
 pub mod outbox;
 mod settings;
+#[cfg(feature = "sns-sqs")]
+mod sns_sqs;
 mod sql;
 mod subscription;
 
@@ -62,5 +64,7 @@ pub use event::{DecodeError, Event, EventType};
 pub use nats::NatsBus;
 pub use outbox::{Outbox, Relay};
 pub use settings::{connect, BusSettings, BusUrl};
+#[cfg(feature = "sns-sqs")]
+pub use sns_sqs::SnsSqsBus;
 pub use sql::SqlBus;
 pub use subscription::Subscription;

@@ -98,6 +98,11 @@ pub async fn connect(url: &BusUrl) -> Result<Arc<dyn Bus>, BusError> {
         "amqp" | "amqps" => Ok(Arc::new(crate::amqp::AmqpBus::connect(url.expose())?)),
         #[cfg(not(feature = "amqp"))]
         "amqp" | "amqps" => Err(BusError::FeatureDisabled("amqp")),
+        #[cfg(feature = "sns-sqs")]
+        "sns+sqs" => Ok(Arc::new(
+            crate::sns_sqs::SnsSqsBus::connect(url.expose()).await?,
+        )),
+        #[cfg(not(feature = "sns-sqs"))]
         "sns+sqs" => Err(BusError::FeatureDisabled("sns+sqs")),
         _ => Err(BusError::UnsupportedUrl(url.to_string())),
     }

@@ -16,6 +16,7 @@ const RABBITMQ: Features = Features {
     // The unacknowledged count is a management statistic, refreshed every
     // collect_statistics_interval (5 s by default).
     live_in_flight_count: false,
+    test_visibility: Duration::from_secs(5),
 };
 
 /// The management API of the server in `TEST_AMQP_URL`.

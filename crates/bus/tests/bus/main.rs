@@ -6,4 +6,5 @@ mod suite;
 
 mod nats;
 mod postgres;
+mod sns_sqs;
 mod sqlite;

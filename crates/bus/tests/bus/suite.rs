@@ -29,6 +29,9 @@ pub struct Features {
     pub drops_republished_duplicates: bool,
     /// The in-flight count is current, not a statistic refreshed every few seconds.
     pub live_in_flight_count: bool,
+    /// The visibility timeout of the tests' subscriptions: long enough for
+    /// this backend's round trips while the suite loads the machine.
+    pub test_visibility: Duration,
 }
 
 impl Features {
@@ -36,6 +39,7 @@ impl Features {
         per_key_order: true,
         drops_republished_duplicates: false,
         live_in_flight_count: true,
+        test_visibility: Duration::from_secs(5),
     };
 }
 
@@ -131,10 +135,10 @@ fn probes(range: std::ops::Range<u32>) -> Vec<Event> {
 }
 
 /// A subscription with test-sized timings.
-fn quick(name: &str, topic: &str) -> Subscription {
+fn quick(h: &Harness, name: &str, topic: &str) -> Subscription {
     Subscription::new(name, topic)
         .backoff(Duration::from_millis(50), Duration::from_millis(200))
-        .visibility_timeout(Duration::from_secs(5))
+        .visibility_timeout(h.features.test_visibility)
 }
 
 /// What the handlers saw, in the order they saw it.
@@ -261,7 +265,7 @@ async fn counts_become(bus: &Arc<dyn Bus>, name: &str, expected: (u64, u64, u64)
 
 pub async fn publish_and_subscribe_delivers_every_event_with_its_data(h: &Harness) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic);
+    let sub = quick(h, &unique("sub"), &topic);
     h.bus.declare(&sub).await.unwrap();
     let seen = Seen::default();
     let mut running = Running::new();
@@ -285,7 +289,10 @@ pub async fn publish_and_subscribe_delivers_every_event_with_its_data(h: &Harnes
 
 pub async fn every_subscription_of_a_topic_gets_every_event(h: &Harness) {
     let topic = unique("topic");
-    let (first, second) = (quick(&unique("a"), &topic), quick(&unique("b"), &topic));
+    let (first, second) = (
+        quick(h, &unique("a"), &topic),
+        quick(h, &unique("b"), &topic),
+    );
     h.bus.declare(&first).await.unwrap();
     h.bus.declare(&second).await.unwrap();
     let (seen_first, seen_second) = (Seen::default(), Seen::default());
@@ -308,7 +315,7 @@ pub async fn every_subscription_of_a_topic_gets_every_event(h: &Harness) {
 
 pub async fn competing_consumers_share_a_queue_and_each_event_is_handled_once(h: &Harness) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).max_in_flight(4);
+    let sub = quick(h, &unique("sub"), &topic).max_in_flight(4);
     h.bus.declare(&sub).await.unwrap();
     let seen = Seen::default();
     let mut running = Running::new();
@@ -382,8 +389,8 @@ pub async fn a_failed_event_is_redelivered_after_a_backoff(h: &Harness) {
 
 pub async fn an_unacknowledged_event_is_redelivered_after_the_visibility_timeout(h: &Harness) {
     let topic = unique("topic");
-    let sub =
-        Subscription::new(&unique("sub"), &topic).visibility_timeout(Duration::from_millis(600));
+    // Whole seconds: SQS counts no finer.
+    let sub = Subscription::new(&unique("sub"), &topic).visibility_timeout(Duration::from_secs(1));
     h.bus.declare(&sub).await.unwrap();
     h.bus.publish(&topic, &[probe(1)]).await.unwrap();
     let crashed = h.bus.receive(&sub, 10).await.unwrap();
@@ -398,7 +405,7 @@ pub async fn an_unacknowledged_event_is_redelivered_after_the_visibility_timeout
     if h.features.live_in_flight_count {
         assert_eq!(stats(&h.bus, &sub.name).await.in_flight, 1);
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
     let again = other.receive(&sub, 10).await.unwrap();
     assert_eq!(again.len(), 1, "redelivered after the visibility timeout");
     assert_eq!(again[0].event.id, crashed[0].event.id);
@@ -411,7 +418,7 @@ pub async fn an_unacknowledged_event_is_redelivered_after_the_visibility_timeout
 
 pub async fn an_event_that_keeps_failing_is_dead_lettered_and_redrive_brings_it_back(h: &Harness) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).max_attempts(3);
+    let sub = quick(h, &unique("sub"), &topic).max_attempts(3);
     h.bus.declare(&sub).await.unwrap();
     let broken = Arc::new(AtomicBool::new(true));
     let (calls, handled) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -469,7 +476,7 @@ pub async fn a_poison_event_goes_to_the_dead_letter_queue_and_does_not_hold_back
     h: &Harness,
 ) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).max_in_flight(1);
+    let sub = quick(h, &unique("sub"), &topic).max_in_flight(1);
     h.bus.declare(&sub).await.unwrap();
     let seen = Seen::default();
     let mut running = Running::new();
@@ -520,7 +527,7 @@ pub async fn a_poison_event_goes_to_the_dead_letter_queue_and_does_not_hold_back
 
 pub async fn a_consumer_holds_no_more_events_than_its_in_flight_limit(h: &Harness) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).max_in_flight(3);
+    let sub = quick(h, &unique("sub"), &topic).max_in_flight(3);
     h.bus.declare(&sub).await.unwrap();
     let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let seen = Seen::default();
@@ -557,7 +564,7 @@ pub async fn events_with_one_key_are_handled_in_publish_order(h: &Harness) {
         return;
     }
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).ordered().max_in_flight(4);
+    let sub = quick(h, &unique("sub"), &topic).ordered().max_in_flight(4);
     h.bus.declare(&sub).await.unwrap();
     let seen = Seen::default();
     let failed_once = Arc::new(AtomicBool::new(false));
@@ -682,7 +689,7 @@ pub async fn events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_
     h: &Harness,
 ) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic);
+    let sub = quick(h, &unique("sub"), &topic);
     h.bus.declare(&sub).await.unwrap();
     let (_producer_db, producer) = effects_database().await;
     let (_consumer_db, consumer) = effects_database().await;
@@ -753,7 +760,7 @@ pub async fn events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_
 
 pub async fn an_event_in_hand_at_shutdown_finishes_and_is_not_redelivered(h: &Harness) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).visibility_timeout(Duration::from_millis(800));
+    let sub = quick(h, &unique("sub"), &topic).visibility_timeout(Duration::from_millis(800));
     h.bus.declare(&sub).await.unwrap();
     let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut running = Running::new();
@@ -794,7 +801,7 @@ async fn four_effect_consumers(
     h: &Harness,
 ) -> (String, Subscription, TestDatabase, AnyPool, Running) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic).max_in_flight(32);
+    let sub = quick(h, &unique("sub"), &topic).max_in_flight(32);
     h.bus.declare(&sub).await.unwrap();
     let (database, pool) = effects_database().await;
     let calls = Arc::new(AtomicUsize::new(0));
@@ -840,7 +847,7 @@ pub async fn ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_
 
 pub async fn operations_list_show_redrive_and_purge_dead_letters(h: &Harness) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic);
+    let sub = quick(h, &unique("sub"), &topic);
     h.bus.declare(&sub).await.unwrap();
     h.bus.publish(&topic, &probes(0..4)).await.unwrap();
     // Dead-letter all four by hand, as a consumer would.
@@ -908,7 +915,7 @@ pub async fn operations_list_show_redrive_and_purge_dead_letters(h: &Harness) {
 
 pub async fn declaring_is_idempotent_and_a_name_cannot_change_topic(h: &Harness) {
     let topic = unique("topic");
-    let sub = quick(&unique("sub"), &topic);
+    let sub = quick(h, &unique("sub"), &topic);
     h.bus.declare(&sub).await.unwrap();
     h.bus.declare(&sub).await.unwrap();
     h.another_bus().await.declare(&sub).await.unwrap();

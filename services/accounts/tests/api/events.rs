@@ -155,3 +155,52 @@ async fn a_signup_while_the_bus_is_unreachable_answers_201_and_its_event_arrives
         "ready again once the bus answers"
     );
 }
+
+/// Signs up on an app whose bus is `bus_url`, and receives the event there.
+async fn a_signup_reaches_a_subscriber_on(bus_url: String) {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.bus.url = bus_url.parse().unwrap();
+    })
+    .await;
+    let bus = app.bus().await;
+    let sub = Subscription::new("test.signups", "user.signed_up");
+    bus.declare(&sub).await.unwrap();
+    let response = app
+        .sign_up("broker", "broker@example.com", "a long password")
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let got = receive(&*bus, &sub, 1, Duration::from_secs(30)).await;
+    let data: UserSignedUp = got[0].event.decode().unwrap();
+    assert_eq!(data.username, "broker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signup_reaches_a_subscriber_on_nats_by_changing_only_bus_url() {
+    // A server of the test's own: its streams vanish with it.
+    let Some(nats) = dozen_testing::ChildServer::nats() else {
+        return;
+    };
+    a_signup_reaches_a_subscriber_on(format!("nats://127.0.0.1:{}", nats.port())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signup_reaches_a_subscriber_on_rabbitmq_by_changing_only_bus_url() {
+    let Some(rabbitmq) = dozen_testing::ChildServer::rabbitmq() else {
+        return;
+    };
+    a_signup_reaches_a_subscriber_on(format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        rabbitmq.port()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signup_reaches_a_subscriber_on_sns_and_sqs_by_changing_only_bus_url() {
+    let Some(server) = dozen_testing::required_server("TEST_SNS_SQS_URL", "SNS+SQS") else {
+        return;
+    };
+    // Names of the test's own on the shared stand-in.
+    let prefix = format!("a{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    a_signup_reaches_a_subscriber_on(format!("{server}&prefix={prefix}")).await;
+}
