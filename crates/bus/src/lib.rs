@@ -65,6 +65,6 @@ pub use nats::NatsBus;
 pub use outbox::{Outbox, Relay};
 pub use settings::{connect, BusSettings, BusUrl};
 #[cfg(feature = "sns-sqs")]
-pub use sns_sqs::SnsSqsBus;
+pub use sns_sqs::{config_for_url as sns_sqs_config, SnsSqsBus};
 pub use sql::SqlBus;
 pub use subscription::Subscription;

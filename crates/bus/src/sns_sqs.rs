@@ -127,6 +127,34 @@ impl Options {
     }
 }
 
+/// The AWS SDK configuration a `sns+sqs://` URL means: the standard AWS
+/// environment, with the URL's region and endpoint over it.
+pub async fn config_for_url(url: &str) -> Result<aws_config::SdkConfig, BusError> {
+    sdk_config(&Options::parse(url)?).await
+}
+
+async fn sdk_config(options: &Options) -> Result<aws_config::SdkConfig, BusError> {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    if let Some(region) = &options.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &options.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(BusError::Backend(
+            "sns+sqs:// needs a region: region= in BUS_URL, or AWS_REGION".into(),
+        ));
+    }
+    Ok(config)
+}
+
 /// An SNS+SQS bus.
 pub struct SnsSqsBus {
     sns: aws_sdk_sns::Client,
@@ -150,25 +178,7 @@ impl SnsSqsBus {
     /// Reads the AWS configuration; talks to AWS on first use.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
         let options = Options::parse(url)?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
-        if let Some(region) = &options.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &options.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let config = loader.load().await;
-        if config.region().is_none() {
-            return Err(BusError::Backend(
-                "sns+sqs:// needs a region: region= in BUS_URL, or AWS_REGION".into(),
-            ));
-        }
+        let config = sdk_config(&options).await?;
         Ok(Self {
             sns: aws_sdk_sns::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),

@@ -86,6 +86,41 @@ impl ChildServer {
         Some(server)
     }
 
+    /// moto_server, the local AWS stand-in (SNS, SQS, S3…), from PyPI's `moto[server]`.
+    /// `None` (with the reason printed, or a failure in CI) when it is not installed.
+    pub fn moto() -> Option<Self> {
+        let installed = Command::new("python3")
+            .args(["-c", "import moto.server"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            return crate::skip_unless_ci(
+                "moto[server] is not installed (pip install 'moto[server]')",
+            );
+        }
+        let port = free_port();
+        let mut server = Self {
+            program: PathBuf::from("python3"),
+            args: [
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]
+            .map(String::from)
+            .to_vec(),
+            envs: Vec::new(),
+            port,
+            child: None,
+            _data: tempfile::tempdir().expect("temporary folder"),
+        };
+        server.start();
+        Some(server)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

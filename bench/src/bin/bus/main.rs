@@ -1,16 +1,23 @@
 //! End-to-end bus throughput and latency, next to a bare baseline of the same store.
 //!
 //! Dozen: outbox commit → relay → bus → consumer → handler done.
-//! Bare: plain INSERTs into one table, consumers taking rows with one
+//! Bare, on SQL: plain INSERTs into one table, consumers taking rows with one
 //! DELETE … RETURNING each (SKIP LOCKED on PostgreSQL), polling every 1 ms.
+//! Bare, on a broker: its own client publishing each event with a confirmed
+//! publish to one queue, consumers acknowledging each (see `bare_brokers`).
 //! Throughput runs write from 8 concurrent producers; latency runs from one,
 //! at a fixed rate.
 //!
 //! ```sh
-//! cargo run --release -p dozen-bench --bin bus -- [--events 5000] [--backends sqlite,postgres]
+//! AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
+//! cargo run --release -p dozen-bench --bin bus -- [--events 5000] [--backends sqlite,postgres,nats,rabbitmq,sns+sqs]
 //! ```
 //! PostgreSQL is `BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
-//! a fresh database is made for each run. The table goes to `bench/results/bus.md`.
+//! a fresh database is made for each run. NATS, RabbitMQ and moto (for SNS+SQS)
+//! are servers of the run's own, started and stopped by it; on brokers, Dozen's
+//! producers commit to a SQLite outbox. The table goes to `bench/results/bus.md`.
+
+mod bare_brokers;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,7 +27,7 @@ use anyhow::Context;
 use dozen_bus::{Consumer, Event, EventType, Outbox, Subscription};
 use dozen_runtime::database::{connect_lazy, DatabaseSettings};
 use dozen_runtime::shutdown::Shutdown;
-use dozen_testing::{Backend, TestDatabase};
+use dozen_testing::{Backend, ChildServer, TestDatabase};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
 
@@ -114,6 +121,10 @@ struct Record {
 }
 
 impl Record {
+    fn done(&self) -> usize {
+        self.done.load(Ordering::SeqCst)
+    }
+
     fn note(&self, sent_ns: u64) {
         self.latencies
             .lock()
@@ -136,19 +147,46 @@ impl Record {
     }
 }
 
+/// Where the bus lives: a SQL database made for each run, or a broker.
+enum Target {
+    Sql(Backend),
+    Broker(String),
+}
+
+impl Target {
+    /// The producer's database, and the bus's (the database kept alive with its URL).
+    async fn stores(&self) -> (TestDatabase, Option<TestDatabase>, String) {
+        match self {
+            Target::Sql(backend) => {
+                let bus = TestDatabase::create(backend).await;
+                let url = bus.url.clone();
+                (TestDatabase::create(backend).await, Some(bus), url)
+            }
+            Target::Broker(url) => (
+                TestDatabase::create(&Backend::Sqlite).await,
+                None,
+                url.clone(),
+            ),
+        }
+    }
+}
+
+fn bus_url(url: &str) -> anyhow::Result<dozen_bus::BusUrl> {
+    url.parse().map_err(anyhow::Error::msg)
+}
+
 /// Dozen end to end: returns (events/s, record) for `events` events committed
 /// at `rate` per second (None: as fast as possible) through `consumers` consumers.
 async fn dozen(
-    backend: &Backend,
+    target: &Target,
     events: u64,
     consumers: usize,
     rate: Option<u64>,
 ) -> anyhow::Result<(f64, Record)> {
-    let producer_db = TestDatabase::create(backend).await;
-    let bus_db = TestDatabase::create(backend).await;
+    let (producer_db, _bus_db, url) = target.stores().await;
     let producer = pool(&producer_db, PRODUCERS as u32).await?;
     dozen_bus::outbox::migrate(&producer).await?;
-    let bus = dozen_bus::connect(&bus_db.url.parse().map_err(anyhow::Error::msg)?).await?;
+    let bus = dozen_bus::connect(&bus_url(&url)?).await?;
     let sub = Subscription::new("bench", Tick::TYPE).max_in_flight(64);
     bus.declare(&sub).await?;
 
@@ -158,7 +196,7 @@ async fn dozen(
     for _ in 0..consumers {
         let record = record.clone();
         let consumer = Consumer::new(
-            dozen_bus::connect(&bus_db.url.parse().map_err(anyhow::Error::msg)?).await?,
+            dozen_bus::connect(&bus_url(&url)?).await?,
             sub.clone(),
             move |event: Event| {
                 let record = record.clone();
@@ -204,8 +242,27 @@ async fn dozen(
     Ok((rate, record))
 }
 
-/// The bare store: INSERT, and consumers each taking rows with one statement.
+/// The bare baseline of the target.
 async fn bare(
+    target: &Target,
+    events: u64,
+    consumers: usize,
+    rate: Option<u64>,
+) -> anyhow::Result<(f64, Record)> {
+    match target {
+        Target::Sql(backend) => bare_sql(backend, events, consumers, rate).await,
+        Target::Broker(url) if url.starts_with("nats:") => {
+            bare_brokers::nats(url, events, consumers, rate).await
+        }
+        Target::Broker(url) if url.starts_with("amqp:") => {
+            bare_brokers::rabbitmq(url, events, consumers, rate).await
+        }
+        Target::Broker(url) => bare_brokers::sns_sqs(url, events, consumers, rate).await,
+    }
+}
+
+/// The bare store: INSERT, and consumers each taking rows with one statement.
+async fn bare_sql(
     backend: &Backend,
     events: u64,
     consumers: usize,
@@ -281,9 +338,9 @@ fn cpu_time() -> Duration {
 }
 
 /// CPU used by four idle consumers (and the bus's wake-up machinery) over 5 s.
-async fn idle_cpu(backend: &Backend) -> anyhow::Result<f64> {
-    let bus_db = TestDatabase::create(backend).await;
-    let url = bus_db.url.parse().map_err(anyhow::Error::msg)?;
+async fn idle_cpu(target: &Target) -> anyhow::Result<f64> {
+    let (_producer_db, _bus_db, url) = target.stores().await;
+    let url = bus_url(&url)?;
     let sub = Subscription::new("idle", Tick::TYPE);
     dozen_bus::connect(&url).await?.declare(&sub).await?;
     let stop = Shutdown::new();
@@ -326,9 +383,34 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for name in backends.split(',') {
+        // Brokers of the run's own: nothing left over from other runs, nothing left behind.
+        let server;
         let (label, backend) = match name {
-            "sqlite" => ("sqlite", Backend::Sqlite),
-            "postgres" => ("postgres", Backend::Postgres(postgres_url.clone())),
+            "sqlite" => ("sqlite", Target::Sql(Backend::Sqlite)),
+            "postgres" => (
+                "postgres",
+                Target::Sql(Backend::Postgres(postgres_url.clone())),
+            ),
+            "nats" => {
+                server = ChildServer::nats().context("nats-server")?;
+                (
+                    "nats",
+                    Target::Broker(format!("nats://127.0.0.1:{}", server.port())),
+                )
+            }
+            "rabbitmq" => {
+                server = ChildServer::rabbitmq().context("RabbitMQ")?;
+                let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", server.port());
+                ("rabbitmq", Target::Broker(url))
+            }
+            "sns+sqs" => {
+                server = ChildServer::moto().context("moto_server")?;
+                let url = format!(
+                    "sns+sqs://?region=us-east-1&endpoint=http://127.0.0.1:{}",
+                    server.port()
+                );
+                ("sns+sqs (moto)", Target::Broker(url))
+            }
             other => anyhow::bail!("unknown backend {other}"),
         };
         for consumers in [1, 4] {
@@ -352,7 +434,11 @@ async fn main() -> anyhow::Result<()> {
             backend: label,
             scenario: format!("commit → handler latency at {rate} events/s, 1 consumer"),
             dozen: format!("p50 {d50:.2} ms, p99 {d99:.2} ms"),
-            bare: format!("p50 {b50:.2} ms, p99 {b99:.2} ms (1 ms polling)"),
+            bare: if matches!(backend, Target::Sql(_)) {
+                format!("p50 {b50:.2} ms, p99 {b99:.2} ms (1 ms polling)")
+            } else {
+                format!("p50 {b50:.2} ms, p99 {b99:.2} ms")
+            },
             ratio: "—".into(),
         });
         let idle = idle_cpu(&backend).await?;
