@@ -33,7 +33,7 @@
 //!   those counts are refreshed every few seconds by RabbitMQ.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,7 @@ struct Link {
 /// what the caller holds, each with the time it is due back.
 struct Feed {
     id: u64,
+    stalled: Arc<AtomicBool>,
     channel: Channel,
     queue: String,
     visibility: Duration,
@@ -181,12 +182,15 @@ impl Feed {
             return Ok(());
         }
         let tag = format!("dozen-{}", uuid::Uuid::new_v4().simple());
-        let consumer = bounded(self.channel.basic_consume(
-            self.queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ))
+        let consumer = bounded(
+            &self.stalled,
+            self.channel.basic_consume(
+                self.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
         .await?;
         self.lock().consuming = Some(tag);
         let feed = self.clone();
@@ -226,6 +230,7 @@ impl Feed {
         };
         if let Some(tag) = tag {
             bounded(
+                &self.stalled,
                 self.channel
                     .basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
             )
@@ -249,13 +254,16 @@ impl Feed {
             returned
         };
         for tag in returned {
-            bounded(self.channel.basic_nack(
-                tag,
-                BasicNackOptions {
-                    multiple: false,
-                    requeue: true,
-                },
-            ))
+            bounded(
+                &self.stalled,
+                self.channel.basic_nack(
+                    tag,
+                    BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    },
+                ),
+            )
             .await?;
         }
         Ok(())
@@ -286,14 +294,21 @@ impl Feed {
 }
 
 /// Runs a broker call with the round-trip bound.
+/// A call that outlived the bound marks the connection `stalled`: a broker
+/// killed outright can leave a connection that looks open and answers nothing,
+/// and the next use of the bus replaces it.
 async fn bounded<T>(
+    stalled: &AtomicBool,
     call: impl std::future::Future<Output = lapin::Result<T>>,
 ) -> Result<T, BusError> {
     match tokio::time::timeout(ROUND_TRIP, call).await {
         Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(BusError::Unavailable(
-            "RabbitMQ did not answer in time".into(),
-        )),
+        Err(_) => {
+            stalled.store(true, Ordering::SeqCst);
+            Err(BusError::Unavailable(
+                "RabbitMQ did not answer in time".into(),
+            ))
+        }
     }
 }
 
@@ -365,6 +380,7 @@ pub struct AmqpBus {
     exchanges: Mutex<HashSet<String>>,
     reaper: tokio::task::JoinHandle<()>,
     reaped: Arc<Mutex<Vec<Arc<Feed>>>>,
+    stalled: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AmqpBus {
@@ -418,6 +434,7 @@ impl AmqpBus {
             exchanges: Mutex::default(),
             reaper,
             reaped,
+            stalled: Arc::default(),
         })
     }
 
@@ -429,13 +446,20 @@ impl AmqpBus {
                 return Ok(current.clone());
             }
         }
-        let connection = bounded(Connection::connect(
-            &self.url,
-            ConnectionProperties::default().with_connection_name("dozen-bus".into()),
-        ))
+        let connection = bounded(
+            &self.stalled,
+            Connection::connect(
+                &self.url,
+                ConnectionProperties::default().with_connection_name("dozen-bus".into()),
+            ),
+        )
         .await?;
-        let publisher = bounded(connection.create_channel()).await?;
-        bounded(publisher.confirm_select(ConfirmSelectOptions::default())).await?;
+        let publisher = bounded(&self.stalled, connection.create_channel()).await?;
+        bounded(
+            &self.stalled,
+            publisher.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
         if let Ok(mut exchanges) = self.exchanges.lock() {
             exchanges.clear();
         }
@@ -450,11 +474,11 @@ impl AmqpBus {
     /// A channel for one operation; closing it hands back anything it took.
     async fn channel(&self) -> Result<Channel, BusError> {
         let link = self.link().await?;
-        bounded(link.connection.create_channel()).await
+        bounded(&self.stalled, link.connection.create_channel()).await
     }
 
-    async fn close(channel: Channel) {
-        let _ = bounded(channel.close(200, "done".into())).await;
+    async fn close(&self, channel: Channel) {
+        let _ = bounded(&self.stalled, channel.close(200, "done".into())).await;
     }
 
     /// This process's feed of the subscription, made anew when its channel was lost.
@@ -465,15 +489,21 @@ impl AmqpBus {
             .ok()
             .and_then(|f| f.get(&sub.name).cloned());
         if let Some(feed) = existing {
-            if !feed.lock().broken && feed.channel.status().connected() {
+            let stalled = self.stalled.load(Ordering::SeqCst);
+            if !feed.lock().broken && feed.channel.status().connected() && !stalled {
                 return Ok(feed);
             }
         }
         let channel = self.channel().await?;
         let prefetch = u16::try_from(sub.max_in_flight).unwrap_or(u16::MAX);
-        bounded(channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
+        bounded(
+            &self.stalled,
+            channel.basic_qos(prefetch, BasicQosOptions::default()),
+        )
+        .await?;
         let feed = Arc::new(Feed {
             id: self.next_feed.fetch_add(1, Ordering::Relaxed),
+            stalled: self.stalled.clone(),
             channel,
             queue: queue(&sub.name),
             visibility: sub.visibility_timeout,
@@ -512,15 +542,18 @@ impl AmqpBus {
     }
 
     async fn declare_exchange(&self, channel: &Channel, name: &str) -> Result<(), BusError> {
-        bounded(channel.exchange_declare(
-            name.into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ))
+        bounded(
+            &self.stalled,
+            channel.exchange_declare(
+                name.into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ),
+        )
         .await
     }
 
@@ -535,18 +568,21 @@ impl AmqpBus {
         let mut confirms = Vec::new();
         for (body, properties) in messages {
             confirms.push(
-                bounded(link.publisher.basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    properties,
-                ))
+                bounded(
+                    &self.stalled,
+                    link.publisher.basic_publish(
+                        exchange.into(),
+                        routing_key.into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        properties,
+                    ),
+                )
                 .await?,
             );
         }
         for confirm in confirms {
-            match bounded(confirm).await? {
+            match bounded(&self.stalled, confirm).await? {
                 Confirmation::Nack(_) => {
                     return Err(BusError::Unavailable("RabbitMQ refused a message".into()))
                 }
@@ -560,7 +596,11 @@ impl AmqpBus {
         // A delivery handed back, or whose channel is gone, is the broker's again.
         if let Some((feed, tag)) = self.feed_of(sub, delivery)? {
             if feed.release(tag) {
-                bounded(feed.channel.basic_ack(tag, BasicAckOptions::default())).await?;
+                bounded(
+                    &self.stalled,
+                    feed.channel.basic_ack(tag, BasicAckOptions::default()),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -573,10 +613,13 @@ impl AmqpBus {
         subscription: &str,
     ) -> Result<Vec<(u64, DeadLetter)>, BusError> {
         let mut letters = Vec::new();
-        while let Some(message) = bounded(channel.basic_get(
-            dead_queue(subscription).as_str().into(),
-            BasicGetOptions { no_ack: false },
-        ))
+        while let Some(message) = bounded(
+            &self.stalled,
+            channel.basic_get(
+                dead_queue(subscription).as_str().into(),
+                BasicGetOptions { no_ack: false },
+            ),
+        )
         .await?
         {
             let delivery = message.delivery;
@@ -596,14 +639,17 @@ impl AmqpBus {
     }
 
     async fn queue_depth(&self, channel: &Channel, name: &str) -> Result<u64, BusError> {
-        let queue = bounded(channel.queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ))
+        let queue = bounded(
+            &self.stalled,
+            channel.queue_declare(
+                name.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ),
+        )
         .await?;
         Ok(u64::from(queue.message_count()))
     }
@@ -626,7 +672,7 @@ impl Bus for AmqpBus {
         let declared = self
             .declare_exchange(&channel, &topic_exchange(topic))
             .await;
-        Self::close(channel).await;
+        self.close(channel).await;
         declared
     }
 
@@ -637,19 +683,21 @@ impl Bus for AmqpBus {
                 .await?;
             let dead = dead_queue(&sub.name);
             self.declare_exchange(&channel, &dead).await?;
-            bounded(channel.queue_declare(
-                dead.as_str().into(),
-                durable_queue(),
-                FieldTable::default(),
-            ))
+            bounded(
+                &self.stalled,
+                channel.queue_declare(dead.as_str().into(), durable_queue(), FieldTable::default()),
+            )
             .await?;
-            bounded(channel.queue_bind(
-                dead.as_str().into(),
-                dead.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ))
+            bounded(
+                &self.stalled,
+                channel.queue_bind(
+                    dead.as_str().into(),
+                    dead.as_str().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                ),
+            )
             .await?;
             let main = queue(&sub.name);
             let arguments = table([
@@ -657,9 +705,11 @@ impl Bus for AmqpBus {
                 ("x-dead-letter-exchange", text(&dead)),
                 ("x-dead-letter-routing-key", text(&sub.topic)),
             ]);
-            if let Err(error) =
-                bounded(channel.queue_declare(main.as_str().into(), durable_queue(), arguments))
-                    .await
+            if let Err(error) = bounded(
+                &self.stalled,
+                channel.queue_declare(main.as_str().into(), durable_queue(), arguments),
+            )
+            .await
             {
                 return Err(match existing_topic(&error) {
                     Some(existing) => BusError::TopicMismatch {
@@ -670,26 +720,32 @@ impl Bus for AmqpBus {
                     None => error,
                 });
             }
-            bounded(channel.queue_declare(
-                retry_queue(&sub.name).as_str().into(),
-                durable_queue(),
-                table([
-                    ("x-dead-letter-exchange", text("")),
-                    ("x-dead-letter-routing-key", text(&main)),
-                ]),
-            ))
+            bounded(
+                &self.stalled,
+                channel.queue_declare(
+                    retry_queue(&sub.name).as_str().into(),
+                    durable_queue(),
+                    table([
+                        ("x-dead-letter-exchange", text("")),
+                        ("x-dead-letter-routing-key", text(&main)),
+                    ]),
+                ),
+            )
             .await?;
-            bounded(channel.queue_bind(
-                main.as_str().into(),
-                topic_exchange(&sub.topic).as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ))
+            bounded(
+                &self.stalled,
+                channel.queue_bind(
+                    main.as_str().into(),
+                    topic_exchange(&sub.topic).as_str().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                ),
+            )
             .await
         }
         .await;
-        Self::close(channel).await;
+        self.close(channel).await;
         declared
     }
 
@@ -814,7 +870,7 @@ impl Bus for AmqpBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         let channel = self.channel().await?;
-        Self::close(channel).await;
+        self.close(channel).await;
         Ok(())
     }
 
@@ -855,7 +911,7 @@ impl Bus for AmqpBus {
             Ok::<_, BusError>(())
         }
         .await;
-        Self::close(channel).await;
+        self.close(channel).await;
         counted?;
         stats.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(stats)
@@ -869,7 +925,7 @@ impl Bus for AmqpBus {
         let channel = self.channel().await?;
         let letters = self.take_dead(&channel, subscription).await;
         // Closing the channel puts every letter back where it was.
-        Self::close(channel).await;
+        self.close(channel).await;
         let mut letters: Vec<DeadLetter> = letters?.into_iter().map(|(_, l)| l).collect();
         letters.truncate(limit);
         Ok(letters)
@@ -897,13 +953,17 @@ impl Bus for AmqpBus {
                     )],
                 )
                 .await?;
-                bounded(channel.basic_ack(tag, BasicAckOptions::default())).await?;
+                bounded(
+                    &self.stalled,
+                    channel.basic_ack(tag, BasicAckOptions::default()),
+                )
+                .await?;
                 moved += 1;
             }
             Ok(moved)
         }
         .await;
-        Self::close(channel).await;
+        self.close(channel).await;
         moved
     }
 
@@ -915,24 +975,31 @@ impl Bus for AmqpBus {
         let channel = self.channel().await?;
         let purged = async {
             let Some(ids) = event_ids else {
-                return bounded(channel.queue_purge(
-                    dead_queue(subscription).as_str().into(),
-                    QueuePurgeOptions::default(),
-                ))
+                return bounded(
+                    &self.stalled,
+                    channel.queue_purge(
+                        dead_queue(subscription).as_str().into(),
+                        QueuePurgeOptions::default(),
+                    ),
+                )
                 .await
                 .map(u64::from);
             };
             let mut purged = 0;
             for (tag, letter) in self.take_dead(&channel, subscription).await? {
                 if ids.contains(&letter.event.id) {
-                    bounded(channel.basic_ack(tag, BasicAckOptions::default())).await?;
+                    bounded(
+                        &self.stalled,
+                        channel.basic_ack(tag, BasicAckOptions::default()),
+                    )
+                    .await?;
                     purged += 1;
                 }
             }
             Ok(purged)
         }
         .await;
-        Self::close(channel).await;
+        self.close(channel).await;
         purged
     }
 }

@@ -424,8 +424,10 @@ impl Bus for NatsBus {
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        self.js
-            .query_account()
+        // A round trip to JetStream itself. Only the reply's arrival counts: its
+        // shape varies across servers (2.9's does not parse as the client's AccountInfo).
+        self.client
+            .request("$JS.API.INFO", Default::default())
             .await
             .map(|_| ())
             .map_err(unavailable)

@@ -148,6 +148,19 @@ impl ChildServer {
         }
     }
 
+    /// Stops the server as an operator would: SIGTERM, then SIGKILL after 30 s.
+    pub fn stop_gracefully(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.stop();
+    }
+
     /// Stops the server (as SIGKILL would: no goodbye to the clients).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -157,7 +157,13 @@ async fn a_signup_while_the_bus_is_unreachable_answers_201_and_its_event_arrives
 }
 
 /// Signs up on an app whose bus is `bus_url`, and receives the event there.
-async fn a_signup_reaches_a_subscriber_on(bus_url: String) {
+/// With a `broker` to stop, signs up again while it is down: the signup
+/// answers 201, `/readyz` reports the bus failing, and the event arrives once
+/// the broker is back.
+async fn a_signup_reaches_a_subscriber_on(
+    bus_url: String,
+    broker: Option<&mut dozen_testing::ChildServer>,
+) {
     let app = spawn_app_with(Backend::Sqlite, |settings| {
         settings.bus.url = bus_url.parse().unwrap();
     })
@@ -172,27 +178,78 @@ async fn a_signup_reaches_a_subscriber_on(bus_url: String) {
     let got = receive(&*bus, &sub, 1, Duration::from_secs(30)).await;
     let data: UserSignedUp = got[0].event.decode().unwrap();
     assert_eq!(data.username, "broker");
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "ready on this bus: {}",
+        ready.text().await.unwrap()
+    );
+
+    let Some(broker) = broker else {
+        return;
+    };
+    broker.stop_gracefully();
+    let response = app
+        .sign_up("outage", "outage@example.com", "a long password")
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "the signup does not wait for the bus"
+    );
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert!(
+        body["checks"]["bus"]
+            .as_str()
+            .unwrap()
+            .starts_with("failing"),
+        "{body}"
+    );
+
+    broker.start();
+    let got = receive(&*bus, &sub, 1, Duration::from_secs(60)).await;
+    let data: UserSignedUp = got[0].event.decode().unwrap();
+    assert_eq!(
+        data.username, "outage",
+        "committed during the outage, delivered after it"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        let body = ready.text().await.unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "ready again once the broker is back: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signup_reaches_a_subscriber_on_nats_by_changing_only_bus_url() {
-    // A server of the test's own: its streams vanish with it.
-    let Some(nats) = dozen_testing::ChildServer::nats() else {
+async fn a_signup_reaches_a_subscriber_on_nats_by_changing_only_bus_url_and_survives_a_nats_outage()
+{
+    // A server of the test's own: its streams vanish with it, and it can be stopped.
+    let Some(mut nats) = dozen_testing::ChildServer::nats() else {
         return;
     };
-    a_signup_reaches_a_subscriber_on(format!("nats://127.0.0.1:{}", nats.port())).await;
+    let url = format!("nats://127.0.0.1:{}", nats.port());
+    a_signup_reaches_a_subscriber_on(url, Some(&mut nats)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signup_reaches_a_subscriber_on_rabbitmq_by_changing_only_bus_url() {
-    let Some(rabbitmq) = dozen_testing::ChildServer::rabbitmq() else {
+async fn a_signup_reaches_a_subscriber_on_rabbitmq_by_changing_only_bus_url_and_survives_a_rabbitmq_outage(
+) {
+    let Some(mut rabbitmq) = dozen_testing::ChildServer::rabbitmq() else {
         return;
     };
-    a_signup_reaches_a_subscriber_on(format!(
-        "amqp://guest:guest@127.0.0.1:{}/%2f",
-        rabbitmq.port()
-    ))
-    .await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbitmq.port());
+    a_signup_reaches_a_subscriber_on(url, Some(&mut rabbitmq)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,5 +259,5 @@ async fn a_signup_reaches_a_subscriber_on_sns_and_sqs_by_changing_only_bus_url()
     };
     // Names of the test's own on the shared stand-in.
     let prefix = format!("a{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    a_signup_reaches_a_subscriber_on(format!("{server}&prefix={prefix}")).await;
+    a_signup_reaches_a_subscriber_on(format!("{server}&prefix={prefix}"), None).await;
 }
