@@ -156,14 +156,35 @@ async fn a_signup_while_the_bus_is_unreachable_answers_201_and_its_event_arrives
     );
 }
 
+/// How a test takes the broker away and brings it back.
+enum Outage<'a> {
+    /// Stops the broker process, then starts it again.
+    Stop(&'a mut dozen_testing::ChildServer),
+    /// Cuts the network between the services and the broker, then restores it.
+    Cut(&'a TcpProxy),
+}
+
+impl Outage<'_> {
+    fn begin(&mut self) {
+        match self {
+            Outage::Stop(server) => server.stop_gracefully(),
+            Outage::Cut(proxy) => proxy.cut(),
+        }
+    }
+
+    fn end(&mut self) {
+        match self {
+            Outage::Stop(server) => server.start(),
+            Outage::Cut(proxy) => proxy.restore(),
+        }
+    }
+}
+
 /// Signs up on an app whose bus is `bus_url`, and receives the event there.
-/// With a `broker` to stop, signs up again while it is down: the signup
+/// With an `outage`, signs up again while the broker is away: the signup
 /// answers 201, `/readyz` reports the bus failing, and the event arrives once
 /// the broker is back.
-async fn a_signup_reaches_a_subscriber_on(
-    bus_url: String,
-    broker: Option<&mut dozen_testing::ChildServer>,
-) {
+async fn a_signup_reaches_a_subscriber_on(bus_url: String, outage: Option<Outage<'_>>) {
     let app = spawn_app_with(Backend::Sqlite, |settings| {
         settings.bus.url = bus_url.parse().unwrap();
     })
@@ -186,10 +207,10 @@ async fn a_signup_reaches_a_subscriber_on(
         ready.text().await.unwrap()
     );
 
-    let Some(broker) = broker else {
+    let Some(mut outage) = outage else {
         return;
     };
-    broker.stop_gracefully();
+    outage.begin();
     let response = app
         .sign_up("outage", "outage@example.com", "a long password")
         .await;
@@ -209,7 +230,7 @@ async fn a_signup_reaches_a_subscriber_on(
         "{body}"
     );
 
-    broker.start();
+    outage.end();
     let got = receive(&*bus, &sub, 1, Duration::from_secs(60)).await;
     let data: UserSignedUp = got[0].event.decode().unwrap();
     assert_eq!(
@@ -239,7 +260,7 @@ async fn a_signup_reaches_a_subscriber_on_nats_by_changing_only_bus_url_and_surv
         return;
     };
     let url = format!("nats://127.0.0.1:{}", nats.port());
-    a_signup_reaches_a_subscriber_on(url, Some(&mut nats)).await;
+    a_signup_reaches_a_subscriber_on(url, Some(Outage::Stop(&mut nats))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,15 +270,27 @@ async fn a_signup_reaches_a_subscriber_on_rabbitmq_by_changing_only_bus_url_and_
         return;
     };
     let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbitmq.port());
-    a_signup_reaches_a_subscriber_on(url, Some(&mut rabbitmq)).await;
+    a_signup_reaches_a_subscriber_on(url, Some(Outage::Stop(&mut rabbitmq))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signup_reaches_a_subscriber_on_sns_and_sqs_by_changing_only_bus_url() {
+async fn a_signup_reaches_a_subscriber_on_sns_and_sqs_by_changing_only_bus_url_and_survives_losing_it(
+) {
     let Some(server) = dozen_testing::required_server("TEST_SNS_SQS_URL", "SNS+SQS") else {
         return;
     };
+    // The stand-in serves other tests: cut the way to it instead of stopping it.
+    let endpoint = server
+        .split(['?', '&'])
+        .find_map(|option| option.strip_prefix("endpoint=http://"))
+        .expect("TEST_SNS_SQS_URL names its endpoint=http://host:port");
+    let proxy = TcpProxy::start(endpoint).await;
+    let proxied = server.replace(endpoint, &proxy.address().to_string());
     // Names of the test's own on the shared stand-in.
     let prefix = format!("a{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    a_signup_reaches_a_subscriber_on(format!("{server}&prefix={prefix}"), None).await;
+    a_signup_reaches_a_subscriber_on(
+        format!("{proxied}&prefix={prefix}"),
+        Some(Outage::Cut(&proxy)),
+    )
+    .await;
 }
