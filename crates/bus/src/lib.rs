@@ -45,6 +45,8 @@ mod backend;
 mod consumer;
 mod event;
 pub mod inbox;
+#[cfg(any(feature = "nats", feature = "sns-sqs"))]
+mod names;
 #[cfg(feature = "nats")]
 mod nats;
 pub mod outbox;

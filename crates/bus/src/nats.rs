@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 use crate::event::Event;
+use crate::names::token;
 use crate::sql::Wakers;
 use crate::subscription::Subscription;
 
@@ -63,19 +64,6 @@ impl Drop for NatsBus {
 
 fn unavailable(error: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(error.to_string())
-}
-
-/// A name safe as a stream, consumer or subject token.
-fn token(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn stream_name(topic: &str) -> String {

@@ -38,6 +38,7 @@ use aws_sdk_sqs::types::{
 
 use crate::backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 use crate::event::Event;
+use crate::names::token;
 use crate::subscription::Subscription;
 
 /// SQS takes at most ten messages per receive, send or delete batch.
@@ -52,19 +53,6 @@ where
     E: std::error::Error + 'static,
 {
     BusError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string())
-}
-
-/// A name SNS and SQS accept: letters, digits, `-` and `_`.
-fn token(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Whole seconds, rounded up: SQS's unit.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::{produce, tick, Record};
+use crate::{finish, produce, tick, Record};
 
 /// A name no earlier run used.
 fn fresh(prefix: &str) -> String {
@@ -80,12 +80,7 @@ pub async fn nats(
         }
     })
     .await?;
-    record.wait_for(events as usize).await;
-    let rate = events as f64 / started.elapsed().as_secs_f64();
-    for task in tasks {
-        task.await?;
-    }
-    Ok((rate, record))
+    finish(started, events, record, tasks).await
 }
 
 /// RabbitMQ: a durable quorum queue, persistent messages published with
@@ -168,12 +163,7 @@ pub async fn rabbitmq(
         }
     })
     .await?;
-    record.wait_for(events as usize).await;
-    let rate = events as f64 / started.elapsed().as_secs_f64();
-    for task in tasks {
-        task.await?;
-    }
-    Ok((rate, record))
+    finish(started, events, record, tasks).await
 }
 
 /// SNS → SQS: a topic, a queue subscribed with raw delivery, one publish per
@@ -270,10 +260,5 @@ pub async fn sns_sqs(
         }
     })
     .await?;
-    record.wait_for(events as usize).await;
-    let rate = events as f64 / started.elapsed().as_secs_f64();
-    for task in tasks {
-        task.await?;
-    }
-    Ok((rate, record))
+    finish(started, events, record, tasks).await
 }

@@ -175,10 +175,20 @@ fn bus_url(url: &str) -> anyhow::Result<dozen_bus::BusUrl> {
     url.parse().map_err(anyhow::Error::msg)
 }
 
-/// Dozen end to end: returns (events/s, record) for `events` events committed
-/// at `rate` per second (None: as fast as possible) through `consumers` consumers.
+/// How Dozen's producers hand events to the bus.
+#[derive(Clone, Copy, PartialEq)]
+enum Produce {
+    /// Committed through the outbox; the relay publishes (end to end).
+    Outbox,
+    /// `Bus::publish`, one event per call, as the bare clients do (the adapter alone).
+    Publish,
+}
+
+/// Dozen: returns (events/s, record) for `events` events produced at `rate`
+/// per second (None: as fast as possible) through `consumers` consumers.
 async fn dozen(
     target: &Target,
+    how: Produce,
     events: u64,
     consumers: usize,
     rate: Option<u64>,
@@ -214,17 +224,23 @@ async fn dozen(
         tasks.push(tokio::spawn(consumer.run(stop.clone())));
     }
     let outbox = Outbox::new();
-    tasks.push(tokio::spawn(
-        outbox
-            .relay(producer.clone(), bus.clone())
-            .run(stop.clone()),
-    ));
+    if how == Produce::Outbox {
+        tasks.push(tokio::spawn(
+            outbox
+                .relay(producer.clone(), bus.clone())
+                .run(stop.clone()),
+        ));
+    }
 
     let started = produce(events, rate, move |n| {
-        let (producer, outbox) = (producer.clone(), outbox.clone());
+        let (producer, outbox, bus) = (producer.clone(), outbox.clone(), bus.clone());
         async move {
             // Stamped as the transaction starts: the latency includes the commit.
             let event = tick(n)?;
+            if how == Produce::Publish {
+                bus.publish(Tick::TYPE, &[event]).await?;
+                return Ok(());
+            }
             let mut tx = producer.begin().await?;
             outbox.enqueue(&mut tx, &event).await?;
             tx.commit().await?;
@@ -315,6 +331,17 @@ async fn bare_sql(
         }
     })
     .await?;
+    finish(started, events, record, tasks).await
+}
+
+/// Waits until all `events` are handled; returns the rate since `started`
+/// and the record, once the consumer `tasks` have ended.
+async fn finish(
+    started: Instant,
+    events: u64,
+    record: Record,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<(f64, Record)> {
     record.wait_for(events as usize).await;
     let rate = events as f64 / started.elapsed().as_secs_f64();
     for task in tasks {
@@ -413,34 +440,49 @@ async fn main() -> anyhow::Result<()> {
             }
             other => anyhow::bail!("unknown backend {other}"),
         };
+        // On a broker the adapter alone is what compares with a bare client;
+        // the outbox row adds the producer's SQLite commit and the relay.
+        let broker = matches!(backend, Target::Broker(_));
+        let ways: &[(Produce, &str)] = if broker {
+            &[(Produce::Publish, "publish"), (Produce::Outbox, "outbox")]
+        } else {
+            &[(Produce::Outbox, "outbox")]
+        };
         for consumers in [1, 4] {
-            let (dozen_rate, _) = dozen(&backend, events, consumers, None).await?;
             let (bare_rate, _) = bare(&backend, events, consumers, None).await?;
-            eprintln!("{label} throughput, {consumers} consumer(s): dozen {dozen_rate:.0}/s, bare {bare_rate:.0}/s");
-            rows.push(Row {
-                backend: label,
-                scenario: format!("throughput, {consumers} consumer(s), {events} events"),
-                dozen: format!("{dozen_rate:.0} events/s"),
-                bare: format!("{bare_rate:.0} events/s"),
-                ratio: format!("{:.0}%", 100.0 * dozen_rate / bare_rate),
-            });
+            for &(how, way) in ways {
+                let (dozen_rate, _) = dozen(&backend, how, events, consumers, None).await?;
+                eprintln!("{label} throughput ({way}), {consumers} consumer(s): dozen {dozen_rate:.0}/s, bare {bare_rate:.0}/s");
+                rows.push(Row {
+                    backend: label,
+                    scenario: format!(
+                        "throughput via {way}, {consumers} consumer(s), {events} events"
+                    ),
+                    dozen: format!("{dozen_rate:.0} events/s"),
+                    bare: format!("{bare_rate:.0} events/s"),
+                    ratio: format!("{:.0}%", 100.0 * dozen_rate / bare_rate),
+                });
+            }
         }
         let (rate, paced) = (200, 1000.min(events));
-        let (_, dozen_record) = dozen(&backend, paced, 1, Some(rate)).await?;
         let (_, bare_record) = bare(&backend, paced, 1, Some(rate)).await?;
-        let ((d50, d99), (b50, b99)) = (dozen_record.percentiles(), bare_record.percentiles());
-        eprintln!("{label} latency at {rate}/s: dozen p50 {d50:.2} ms p99 {d99:.2} ms, bare p50 {b50:.2} ms p99 {b99:.2} ms");
-        rows.push(Row {
-            backend: label,
-            scenario: format!("commit → handler latency at {rate} events/s, 1 consumer"),
-            dozen: format!("p50 {d50:.2} ms, p99 {d99:.2} ms"),
-            bare: if matches!(backend, Target::Sql(_)) {
-                format!("p50 {b50:.2} ms, p99 {b99:.2} ms (1 ms polling)")
-            } else {
-                format!("p50 {b50:.2} ms, p99 {b99:.2} ms")
-            },
-            ratio: "—".into(),
-        });
+        let (b50, b99) = bare_record.percentiles();
+        for &(how, way) in ways {
+            let (_, dozen_record) = dozen(&backend, how, paced, 1, Some(rate)).await?;
+            let (d50, d99) = dozen_record.percentiles();
+            eprintln!("{label} latency ({way}) at {rate}/s: dozen p50 {d50:.2} ms p99 {d99:.2} ms, bare p50 {b50:.2} ms p99 {b99:.2} ms");
+            rows.push(Row {
+                backend: label,
+                scenario: format!("{way} → handler latency at {rate} events/s, 1 consumer"),
+                dozen: format!("p50 {d50:.2} ms, p99 {d99:.2} ms"),
+                bare: if broker {
+                    format!("p50 {b50:.2} ms, p99 {b99:.2} ms")
+                } else {
+                    format!("p50 {b50:.2} ms, p99 {b99:.2} ms (1 ms polling)")
+                },
+                ratio: "—".into(),
+            });
+        }
         let idle = idle_cpu(&backend).await?;
         eprintln!("{label} idle: {idle:.2}% of one CPU");
         rows.push(Row {

@@ -59,34 +59,6 @@ async fn the_bus_survives_a_nats_restart_mid_stream() {
     let Some(server) = dozen_testing::ChildServer::nats() else {
         return;
     };
-    let url: dozen_bus::BusUrl = format!("nats://127.0.0.1:{}", server.port())
-        .parse()
-        .unwrap();
-    let bus = dozen_bus::connect(&url).await.unwrap();
-    let harness = Harness {
-        url,
-        bus,
-        features: NATS,
-        _keep: None,
-    };
-    let server = std::sync::Arc::new(std::sync::Mutex::new(server));
-    let restart: crate::suite::Restart = Box::new(move || {
-        let server = server.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut server = server.lock().unwrap();
-                server.stop();
-                std::thread::sleep(Duration::from_secs(1));
-                server.start();
-            })
-            .await
-            .unwrap();
-        })
-    });
-    let run = crate::suite::the_broker_restarting_mid_stream_loses_nothing_and_repeats_no_effect(
-        &harness, restart,
-    );
-    tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the restart test finished within 5 minutes");
+    let url = format!("nats://127.0.0.1:{}", server.port());
+    crate::suite::broker_restart_on(server, url, NATS, dozen_testing::ChildServer::stop).await;
 }

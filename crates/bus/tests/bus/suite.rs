@@ -991,3 +991,40 @@ pub async fn the_broker_restarting_mid_stream_loses_nothing_and_repeats_no_effec
     running.stop().await;
     relays.trigger();
 }
+
+/// The restart test on a broker of the test's own at `url`: `stop` stops it,
+/// and a second later it starts again.
+pub async fn broker_restart_on(
+    server: dozen_testing::ChildServer,
+    url: String,
+    features: Features,
+    stop: fn(&mut dozen_testing::ChildServer),
+) {
+    let url: BusUrl = url.parse().unwrap();
+    let bus = dozen_bus::connect(&url).await.unwrap();
+    let harness = Harness {
+        url,
+        bus,
+        features,
+        _keep: None,
+    };
+    let server = Arc::new(Mutex::new(server));
+    let restart: Restart = Box::new(move || {
+        let server = server.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut server = server.lock().unwrap();
+                stop(&mut server);
+                std::thread::sleep(Duration::from_secs(1));
+                server.start();
+            })
+            .await
+            .unwrap();
+        })
+    });
+    let run =
+        the_broker_restarting_mid_stream_loses_nothing_and_repeats_no_effect(&harness, restart);
+    tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the restart test finished within 5 minutes");
+}
