@@ -176,10 +176,11 @@ impl Feed {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts consuming unless it already does; the broker then pushes up to `prefetch`.
-    async fn ensure_consuming(self: &Arc<Self>) -> Result<(), BusError> {
+    /// Starts consuming unless it already does (then returns `true`); the
+    /// broker then pushes up to `prefetch`.
+    async fn ensure_consuming(self: &Arc<Self>) -> Result<bool, BusError> {
         if self.lock().consuming.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let tag = format!("dozen-{}", uuid::Uuid::new_v4().simple());
         let consumer = bounded(
@@ -211,7 +212,7 @@ impl Feed {
                 }
             }
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Hands back what is past its visibility timeout, and stops this process
@@ -767,20 +768,21 @@ impl Bus for AmqpBus {
 
     async fn receive(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
         let feed = self.feed(sub).await?;
-        feed.ensure_consuming().await?;
+        let started = feed.ensure_consuming().await?;
         // Deliveries are pushed: give the broker a moment to push what is ready,
-        // so a caller sees the events that are visible now, a batch as a batch.
+        // so a caller sees the events that are visible now; right after the
+        // consumer starts, a batch as a batch (a running consumer takes what
+        // comes as it comes: lingering would only add latency).
         if feed.buffered() == 0 {
             feed.until_more_than(0, PUSH_GRACE).await;
-            loop {
-                let before = feed.buffered();
-                if before == 0 || before >= max {
-                    break;
-                }
+            let mut before = feed.buffered();
+            while started && before > 0 && before < max {
                 feed.until_more_than(before, LINGER).await;
-                if feed.buffered() == before {
+                let now = feed.buffered();
+                if now == before {
                     break;
                 }
+                before = now;
             }
         }
         let taken: Vec<(AmqpDelivery, Instant)> = {
