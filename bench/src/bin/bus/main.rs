@@ -496,7 +496,7 @@ async fn main() -> anyhow::Result<()> {
 
     let date = time::OffsetDateTime::now_utc().date();
     let mut table = String::from(
-        "| backend | scenario | Dozen | bare store | Dozen / bare |\n|---|---|---|---|---|\n",
+        "| backend | scenario | Dozen | bare (store or client) | Dozen / bare |\n|---|---|---|---|---|\n",
     );
     for row in &rows {
         table.push_str(&format!(
