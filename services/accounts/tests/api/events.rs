@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use dozen_bus::{Bus, Delivery, Subscription};
+use dozen_bus::{Bus, Delivery, EventType, Subscription};
 use dozen_events::UserSignedUp;
 use dozen_testing::{on_every_database, Backend, TcpProxy, TestDatabase};
 use reqwest::StatusCode;
@@ -77,6 +77,9 @@ async fn signing_up_publishes_user_signed_up_once_and_a_refused_signup_nothing(b
         Some(trace_id),
         "the request's trace continues in the event"
     );
+    // The producer's side of the contract: what accounts emits passes the schema.
+    dozen_events::contract::validate(&event.event_type, UserSignedUp::VERSION, &event.data)
+        .unwrap();
     let data: UserSignedUp = event.decode().unwrap();
     assert_eq!(data.user_id, user["user"]["id"].as_str().unwrap());
     assert_eq!(data.username, "signal");
