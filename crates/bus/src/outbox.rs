@@ -36,8 +36,19 @@ fn is_postgres(pool: &AnyPool) -> bool {
         .starts_with("postgres")
 }
 
+/// A service's release phase: its own migrations, then the outbox and inbox tables.
+pub async fn migrate_service(
+    pool: &AnyPool,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), dozen_runtime::database::DatabaseError> {
+    dozen_runtime::database::migrate(pool, migrator).await?;
+    migrate(pool)
+        .await
+        .map_err(|e| dozen_runtime::database::DatabaseError::Migrate(e.into()))
+}
+
 /// Creates the outbox and inbox tables in the service's own database; idempotent.
-/// Call it from the service's `migrate` command.
+/// (`migrate_service` calls it.)
 pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
     let id_column = if is_postgres(pool) {
         "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"

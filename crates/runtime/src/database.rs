@@ -234,3 +234,19 @@ mod tests {
         assert_eq!(prepare_sqlite_url(&read_only).unwrap(), read_only);
     }
 }
+
+/// Settings of a service's release phase (`<service> migrate`): only what it touches.
+#[derive(Debug)]
+pub struct MigrateSettings {
+    pub log: crate::logging::LogSettings,
+    pub database: DatabaseSettings,
+}
+
+impl FromEnv for MigrateSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            log: crate::logging::LogSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+        })
+    }
+}

@@ -15,7 +15,7 @@ pub struct ChildServer {
     envs: Vec<(String, String)>,
     port: u16,
     child: Option<Child>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl ChildServer {
@@ -34,16 +34,7 @@ impl ChildServer {
             "-sd".into(),
             data.path().display().to_string(),
         ];
-        let mut server = Self {
-            program,
-            args,
-            envs: Vec::new(),
-            port,
-            child: None,
-            _data: data,
-        };
-        server.start();
-        Some(server)
+        Some(Self::launch(program, args, Vec::new(), port, data))
     }
 
     /// A RabbitMQ node of its own (its own node name, ports and storage in a
@@ -74,35 +65,17 @@ impl ChildServer {
         ]
         .map(|(k, v)| (k.to_owned(), v))
         .to_vec();
-        let mut server = Self {
-            program,
-            args: Vec::new(),
-            envs,
-            port,
-            child: None,
-            _data: data,
-        };
-        server.start();
-        Some(server)
+        Some(Self::launch(program, Vec::new(), envs, port, data))
     }
 
     /// moto_server, the local AWS stand-in (SNS, SQS, S3…), from PyPI's `moto[server]`.
     /// `None` (with the reason printed, or a failure in CI) when it is not installed.
     pub fn moto() -> Option<Self> {
-        let installed = Command::new("python3")
-            .args(["-c", "import moto.server"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            return crate::skip_unless_ci(
-                "moto[server] is not installed (pip install 'moto[server]')",
-            );
-        }
+        python_module("moto.server", "moto[server]")?;
         let port = free_port();
-        let mut server = Self {
-            program: PathBuf::from("python3"),
-            args: [
+        Some(Self::launch(
+            PathBuf::from("python3"),
+            [
                 "-m",
                 "moto.server",
                 "-H",
@@ -112,13 +85,63 @@ impl ChildServer {
             ]
             .map(String::from)
             .to_vec(),
-            envs: Vec::new(),
+            Vec::new(),
+            port,
+            tempfile::tempdir().expect("temporary folder"),
+        ))
+    }
+
+    /// A real SMTP server (Python's aiosmtpd, from PyPI) that keeps every mail
+    /// it accepts in the Maildir [`ChildServer::folder`]`/mail`.
+    /// `None` (with the reason printed, or a failure in CI) when aiosmtpd is not installed.
+    pub fn smtp() -> Option<Self> {
+        python_module("aiosmtpd", "aiosmtpd")?;
+        let data = tempfile::tempdir().expect("temporary folder");
+        let port = free_port();
+        let maildir = data.path().join("mail").display().to_string();
+        Some(Self::launch(
+            PathBuf::from("python3"),
+            [
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                &maildir,
+            ]
+            .map(String::from)
+            .to_vec(),
+            Vec::new(),
+            port,
+            data,
+        ))
+    }
+
+    /// Starts `program` with `args` and `envs`, which is to listen on `port`.
+    fn launch(
+        program: PathBuf,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        port: u16,
+        data: tempfile::TempDir,
+    ) -> Self {
+        let mut server = Self {
+            program,
+            args,
+            envs,
             port,
             child: None,
-            _data: tempfile::tempdir().expect("temporary folder"),
+            data,
         };
         server.start();
-        Some(server)
+        server
+    }
+
+    /// The server's own folder (its storage, or an SMTP server's Maildir under `mail/`).
+    pub fn folder(&self) -> &std::path::Path {
+        self.data.path()
     }
 
     pub fn port(&self) -> u16 {
@@ -175,6 +198,23 @@ impl ChildServer {
 impl Drop for ChildServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// `Some` when Python can import `module`; else `None` with the reason
+/// printed (a failure in CI).
+fn python_module(module: &str, package: &str) -> Option<()> {
+    let installed = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if installed {
+        Some(())
+    } else {
+        crate::skip_unless_ci(&format!(
+            "{package} is not installed (pip install '{package}')"
+        ))
     }
 }
 

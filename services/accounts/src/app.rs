@@ -62,20 +62,10 @@ impl Application {
         let metrics = Metrics::new();
         metrics.watch_pool("accounts", db.clone());
         let readiness = Readiness::new(shutdown.clone())
-            .with_check("database", {
-                let db = db.clone();
-                move || {
-                    let db = db.clone();
-                    async move { database::ping(&db).await }
-                }
+            .with_ping("database", db.clone(), |db| async move {
+                database::ping(&db).await
             })
-            .with_check("bus", {
-                let bus = bus.clone();
-                move || {
-                    let bus = bus.clone();
-                    async move { bus.ping().await }
-                }
-            });
+            .with_ping("bus", bus.clone(), |bus| async move { bus.ping().await });
         let outbox = Outbox::new();
         let relay = outbox.relay(db.clone(), bus);
         let signer = Arc::new(settings.tokens);
@@ -126,8 +116,5 @@ impl Application {
 /// The release phase: applies the embedded migrations and creates the
 /// outbox tables.
 pub async fn migrate(db: &AnyPool) -> Result<(), DatabaseError> {
-    database::migrate(db, &MIGRATOR).await?;
-    dozen_bus::outbox::migrate(db)
-        .await
-        .map_err(|e| DatabaseError::Migrate(e.into()))
+    dozen_bus::outbox::migrate_service(db, &MIGRATOR).await
 }

@@ -13,5 +13,6 @@ mod store;
 mod validation;
 
 pub use app::{migrate, AppState, Application};
+pub use dozen_runtime::database::MigrateSettings;
 pub use routes::router;
-pub use settings::{MigrateSettings, Settings};
+pub use settings::Settings;

@@ -32,22 +32,6 @@ impl FromEnv for Settings {
     }
 }
 
-/// Settings of the release phase (`accounts migrate`): only what it touches.
-#[derive(Debug)]
-pub struct MigrateSettings {
-    pub log: LogSettings,
-    pub database: DatabaseSettings,
-}
-
-impl FromEnv for MigrateSettings {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            log: LogSettings::from_env(env)?,
-            database: DatabaseSettings::from_env(env)?,
-        })
-    }
-}
-
 impl FromEnv for TokenSigner {
     /// `JWT_PRIVATE_KEY` (required: Ed25519, PKCS#8 PEM; `\n` escapes allowed),
     /// `JWT_ISSUER` and `JWT_AUDIENCE` (default `dozen`), `TOKEN_TTL` (default 1h).

@@ -61,6 +61,18 @@ impl Readiness {
         self
     }
 
+    /// Adds a check that pings a shared handle (a pool, a bus, a mailer): `ping`
+    /// gets a clone of `handle` each time.
+    pub fn with_ping<T, F, Fut, E>(self, name: &'static str, handle: T, ping: F) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.with_check(name, move || ping(handle.clone()))
+    }
+
     /// Whether the process should get traffic, and each check's answer.
     pub async fn report(&self) -> (bool, Value) {
         if self.shutdown.is_triggered() {

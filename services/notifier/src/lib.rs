@@ -1,0 +1,14 @@
+//! Dozen's notifier: consumes `user.signed_up` (a welcome mail, and its own
+//! directory of users), `message.sent` (a mail to each @mentioned user) and
+//! `card.created`; keeps daily counts, which `notifier report` e-mails.
+
+pub mod app;
+pub mod handlers;
+pub mod mail;
+pub mod report;
+pub mod settings;
+pub mod store;
+
+pub use app::{migrate, Worker};
+pub use dozen_runtime::database::MigrateSettings;
+pub use settings::{MailSettings, ReportSettings, Settings};

@@ -1,0 +1,113 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dozen_runtime::config::{load_or_exit, Env};
+use dozen_runtime::database;
+use dozen_runtime::logging;
+use dozen_runtime::shutdown::Shutdown;
+use notifier::mail::Mailer;
+use notifier::report::Report;
+use notifier::{MigrateSettings, ReportSettings, Settings, Worker};
+
+const SERVICE: &str = "notifier";
+
+/// Dozen notifier: welcome and @mention e-mails from events, and the daily report.
+///
+/// Configuration comes from environment variables only; see docs/operations.md.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume events and send mail until stopped (the `worker` process type);
+    /// health, readiness and metrics on $PORT.
+    Work,
+    /// Apply the database migrations embedded in this binary, then exit (the release phase).
+    Migrate,
+    /// E-mail the counts of a period ending now (an admin process).
+    Report {
+        /// How far back: `24h`, `7d`, `90m`…
+        #[arg(long, default_value = "24h", value_parser = parse_period)]
+        period: Duration,
+        /// Who gets the report.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+fn parse_period(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not like 24h or 7d"))?;
+    let seconds = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is m, h or d")),
+    };
+    Ok(Duration::from_secs(number * seconds))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let outcome = match cli.command {
+        Command::Work => work(load_or_exit(SERVICE, &env)).await,
+        Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
+        Command::Report { period, to } => report(load_or_exit(SERVICE, &env), period, &to).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{SERVICE} failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn work(settings: Settings) -> anyhow::Result<()> {
+    logging::init(SERVICE, &settings.log);
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let worker = Worker::build(settings, shutdown).await?;
+    worker.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
+    logging::init(SERVICE, &settings.log);
+    let db = database::connect_lazy(&settings.database)?;
+    notifier::migrate(&db)
+        .await
+        .context("migrating the database")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn report(settings: ReportSettings, period: Duration, to: &str) -> anyhow::Result<()> {
+    logging::init(SERVICE, &settings.log);
+    let db = database::connect_lazy(&settings.database)?;
+    let mailer = Mailer::new(&settings.mail)?;
+    let report = Report::gather(&db, period, time::OffsetDateTime::now_utc())
+        .await
+        .context("reading the counts")?;
+    report
+        .send(&mailer, to)
+        .await
+        .context("sending the report")?;
+    print!("{}", report.text());
+    tracing::info!(to, "report sent");
+    Ok(())
+}

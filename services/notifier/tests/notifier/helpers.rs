@@ -1,0 +1,161 @@
+//! A notifier worker of the test's own, the bus it consumes, and the mail it sent.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dozen_bus::{Bus, BusSettings, Event, EventType};
+use dozen_runtime::config::{Env, FromEnv, Secret};
+use dozen_runtime::database::{self, DatabaseSettings};
+use dozen_runtime::http::HttpSettings;
+use dozen_runtime::logging::LogSettings;
+use dozen_runtime::shutdown::Shutdown;
+use dozen_testing::{Backend, ChildServer, TestDatabase};
+use notifier::{MailSettings, Settings, Worker};
+
+pub struct TestNotifier {
+    pub address: String,
+    pub db: sqlx::AnyPool,
+    pub bus: std::sync::Arc<dyn Bus>,
+    pub shutdown: Shutdown,
+    pub database: TestDatabase,
+    pub _bus_database: TestDatabase,
+}
+
+impl Drop for TestNotifier {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+pub fn mail_settings(smtp_url: &str) -> MailSettings {
+    MailSettings {
+        url: Secret::new(smtp_url.to_owned()),
+        from: "Dozen <no-reply@dozen.test>".into(),
+    }
+}
+
+/// A worker on SQLite (its database and its bus), sending mail to `smtp_url`.
+pub async fn spawn_notifier(smtp_url: &str) -> TestNotifier {
+    let database = TestDatabase::create(&Backend::Sqlite).await;
+    let bus_database = TestDatabase::create(&Backend::Sqlite).await;
+    let database_settings = DatabaseSettings {
+        url: database.url.parse().unwrap(),
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(10),
+    };
+    let db = database::connect_lazy(&database_settings).unwrap();
+    notifier::migrate(&db).await.unwrap();
+    let env = Env::from_pairs([("PORT", "0")]);
+    let settings = Settings {
+        log: LogSettings::from_env(&env).unwrap(),
+        http: HttpSettings::from_env(&env).unwrap(),
+        database: database_settings,
+        bus: BusSettings {
+            url: bus_database.url.parse().unwrap(),
+        },
+        mail: mail_settings(smtp_url),
+    };
+    let shutdown = Shutdown::new();
+    let worker = Worker::build(settings, shutdown.clone()).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", worker.port());
+    tokio::spawn(worker.run_until_stopped());
+    let bus = dozen_bus::connect(&bus_database.url.parse().unwrap())
+        .await
+        .unwrap();
+    TestNotifier {
+        address,
+        db,
+        bus,
+        shutdown,
+        database,
+        _bus_database: bus_database,
+    }
+}
+
+impl TestNotifier {
+    /// Publishes `data` as an event, as its producer would; returns the event.
+    pub async fn publish<T: EventType>(&self, data: &T) -> Event {
+        let event = Event::new("test", data).unwrap();
+        self.publish_event(&event).await;
+        event
+    }
+
+    pub async fn publish_event(&self, event: &Event) {
+        // Declared first, as the worker does: a topic keeps nothing for subscriptions to come.
+        for sub in notifier::handlers::subscriptions() {
+            self.bus.declare(&sub).await.unwrap();
+        }
+        self.bus
+            .publish(&event.event_type, std::slice::from_ref(event))
+            .await
+            .unwrap();
+    }
+}
+
+/// A mail the SMTP server kept: its headers and body.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub raw: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.raw
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .find(|line| line.to_ascii_lowercase().starts_with(&prefix))
+            .map(|line| line[prefix.len()..].trim().to_owned())
+    }
+
+    pub fn body(&self) -> String {
+        self.raw
+            .split_once("\r\n\r\n")
+            .or_else(|| self.raw.split_once("\n\n"))
+            .map(|(_, body)| body.replace("\r\n", "\n"))
+            .unwrap_or_default()
+    }
+}
+
+/// Every mail in a Maildir (or a folder of `.eml` files).
+pub fn mails_in(folder: &Path) -> Vec<Received> {
+    let mut files: Vec<PathBuf> = ["new", "cur", ""]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(folder.join(sub)).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|raw| Received { raw })
+        .collect()
+}
+
+/// The Maildir of an SMTP server started by the test.
+pub fn maildir(smtp: &ChildServer) -> PathBuf {
+    smtp.folder().join("mail")
+}
+
+/// Waits until `count` mails are in `folder`; fails after `within`.
+pub async fn wait_for_mails(folder: &Path, count: usize, within: Duration) -> Vec<Received> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mails = mails_in(folder);
+        if mails.len() >= count {
+            return mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {count} mails arrived",
+            mails.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn smtp_url(smtp: &ChildServer) -> String {
+    format!("smtp://127.0.0.1:{}", smtp.port())
+}

@@ -1,0 +1,5 @@
+//! notifier against a real SMTP server, a real bus and its own database.
+
+mod helpers;
+mod mail;
+mod report;
