@@ -60,8 +60,10 @@ use crate::subscription::Subscription;
 const REAP_EVERY: Duration = Duration::from_millis(100);
 /// How long `receive` waits for the broker to push when nothing is buffered.
 const PUSH_GRACE: Duration = Duration::from_millis(50);
-/// How long `receive` waits for the rest of a batch once part of it arrived.
-const LINGER: Duration = Duration::from_millis(2);
+/// How long a fresh consumer's first `receive` waits for the rest of a batch
+/// once part of it arrived (generous: it happens once per consumer, and a
+/// loaded machine spaces the pushes out).
+const LINGER: Duration = Duration::from_millis(25);
 /// Bound on connecting and on every round trip, so a dead broker cannot hang a caller.
 const ROUND_TRIP: Duration = Duration::from_secs(5);
 
