@@ -11,6 +11,7 @@
 //! logging, builds its router and hands it to [`http::HttpServer::serve`].
 
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod database;
 pub mod http;

@@ -3,7 +3,6 @@ use std::process::ExitCode;
 use accounts::{Application, MigrateSettings, Settings};
 use clap::{Parser, Subcommand};
 use dozen_runtime::config::{load_or_exit, Env};
-use dozen_runtime::database;
 use dozen_runtime::logging;
 use dozen_runtime::shutdown::Shutdown;
 
@@ -35,13 +34,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
     };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "{SERVICE} failed");
-            ExitCode::FAILURE
-        }
-    }
+    dozen_runtime::command::exit_code(SERVICE, outcome)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -55,13 +48,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
-    use anyhow::Context;
-    logging::init(SERVICE, &settings.log);
-    let db = database::connect_lazy(&settings.database)?;
-    accounts::migrate(&db)
-        .await
-        .with_context(|| format!("migrating {}", settings.database.url))?;
-    db.close().await;
-    tracing::info!(database = %settings.database.url, "migrations applied");
-    Ok(())
+    dozen_runtime::command::release_phase(SERVICE, settings, |db| async move {
+        accounts::migrate(&db).await
+    })
+    .await
 }

@@ -67,13 +67,7 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
         Command::Report { period, to } => report(load_or_exit(SERVICE, &env), period, &to).await,
     };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "{SERVICE} failed");
-            ExitCode::FAILURE
-        }
-    }
+    dozen_runtime::command::exit_code(SERVICE, outcome)
 }
 
 async fn work(settings: Settings) -> anyhow::Result<()> {
@@ -87,13 +81,10 @@ async fn work(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
-    logging::init(SERVICE, &settings.log);
-    let db = database::connect_lazy(&settings.database)?;
-    notifier::migrate(&db)
-        .await
-        .context("migrating the database")?;
-    tracing::info!("migrations applied");
-    Ok(())
+    dozen_runtime::command::release_phase(SERVICE, settings, |db| async move {
+        notifier::migrate(&db).await
+    })
+    .await
 }
 
 async fn report(settings: ReportSettings, period: Duration, to: &str) -> anyhow::Result<()> {

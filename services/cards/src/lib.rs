@@ -1,0 +1,14 @@
+//! Dozen's cards: consumes `message.sent`, fetches each URL behind a strict
+//! guard, reads its OpenGraph or `<title>` with a real HTML parser, caches
+//! the outcome, and publishes `card.created` through its outbox.
+
+pub mod app;
+pub mod fetch;
+pub mod guard;
+pub mod parse;
+pub mod previews;
+pub mod settings;
+
+pub use app::{migrate, Worker};
+pub use dozen_runtime::database::MigrateSettings;
+pub use settings::Settings;

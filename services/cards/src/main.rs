@@ -1,0 +1,56 @@
+use std::process::ExitCode;
+
+use cards::{MigrateSettings, Settings, Worker};
+use clap::{Parser, Subcommand};
+use dozen_runtime::config::{load_or_exit, Env};
+use dozen_runtime::logging;
+use dozen_runtime::shutdown::Shutdown;
+
+const SERVICE: &str = "cards";
+
+/// Dozen cards: link previews for the URLs in messages.
+///
+/// Configuration comes from environment variables only; see docs/operations.md.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume `message.sent` and publish cards until stopped (the `worker`
+    /// process type); health, readiness and metrics on $PORT.
+    Work,
+    /// Apply the database migrations embedded in this binary, then exit (the release phase).
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let outcome = match cli.command {
+        Command::Work => work(load_or_exit(SERVICE, &env)).await,
+        Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
+    };
+    dozen_runtime::command::exit_code(SERVICE, outcome)
+}
+
+async fn work(settings: Settings) -> anyhow::Result<()> {
+    logging::init(SERVICE, &settings.log);
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let worker = Worker::build(settings, shutdown).await?;
+    worker.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
+    dozen_runtime::command::release_phase(SERVICE, settings, |db| async move {
+        cards::migrate(&db).await
+    })
+    .await
+}
