@@ -397,9 +397,12 @@ impl std::fmt::Debug for AmqpBus {
 impl Drop for AmqpBus {
     fn drop(&mut self) {
         self.reaper.abort();
-        if let Ok(mut link) = self.link.try_lock() {
+        // Say goodbye to the broker if a runtime is still there to do it; a
+        // bus dropped while the runtime shuts down just lets the socket close.
+        let runtime = tokio::runtime::Handle::try_current();
+        if let (Ok(runtime), Ok(mut link)) = (runtime, self.link.try_lock()) {
             if let Some(link) = link.take() {
-                tokio::spawn(async move {
+                runtime.spawn(async move {
                     let _ = link.connection.close(200, "bye".into()).await;
                 });
             }
@@ -444,10 +447,25 @@ impl AmqpBus {
     /// The live connection, made anew when there is none or it was lost.
     async fn link(&self) -> Result<Arc<Link>, BusError> {
         let mut link = self.link.lock().await;
-        if let Some(current) = link.as_ref() {
-            if current.connection.status().connected() && current.publisher.status().connected() {
-                return Ok(current.clone());
+        let stalled = self.stalled.swap(false, Ordering::SeqCst);
+        if let Some(current) = link.take() {
+            let open =
+                current.connection.status().connected() && current.publisher.status().connected();
+            if open && !stalled {
+                *link = Some(current.clone());
+                return Ok(current);
             }
+            // Its feeds go with it; what they held, the broker hands out again.
+            if let Ok(mut feeds) = self.feeds.lock() {
+                feeds.clear();
+            }
+            if let Ok(mut reaped) = self.reaped.lock() {
+                reaped.clear();
+            }
+            tokio::spawn(async move {
+                let closing = current.connection.close(200, "replaced".into());
+                let _ = tokio::time::timeout(ROUND_TRIP, closing).await;
+            });
         }
         let connection = bounded(
             &self.stalled,
