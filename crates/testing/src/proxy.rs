@@ -9,12 +9,13 @@ use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Forwards `127.0.0.1:<port>` to a target until cut.
+/// Forwards `127.0.0.1:<port>` to a target until cut (or frozen).
 #[derive(Debug)]
 pub struct TcpProxy {
     address: SocketAddr,
     down: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    frozen: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -25,10 +26,12 @@ impl TcpProxy {
         let address = listener.local_addr().expect("proxy address");
         let down = Arc::new(AtomicBool::new(false));
         let (cut, _) = watch::channel(0_u64);
+        let (frozen, _) = watch::channel(false);
         let target = target.to_owned();
         let task = tokio::spawn({
             let down = down.clone();
             let cut = cut.clone();
+            let frozen = frozen.clone();
             async move {
                 while let Ok((mut client, _)) = listener.accept().await {
                     if down.load(Ordering::SeqCst) {
@@ -36,14 +39,27 @@ impl TcpProxy {
                     }
                     let target = target.clone();
                     let mut cuts = cut.subscribe();
+                    let mut freezes = frozen.subscribe();
                     tokio::spawn(async move {
+                        let frozen_now = *freezes.borrow();
+                        if frozen_now {
+                            // Accepted and never answered, until cut.
+                            let _ = cuts.changed().await;
+                            return;
+                        }
                         let Ok(mut server) = TcpStream::connect(&target).await else {
                             return;
                         };
-                        tokio::select! {
-                            _ = copy_bidirectional(&mut client, &mut server) => {}
-                            _ = cuts.changed() => {}
+                        let froze = tokio::select! {
+                            _ = copy_bidirectional(&mut client, &mut server) => false,
+                            _ = cuts.changed() => false,
+                            frozen = freezes.wait_for(|frozen| *frozen) => frozen.is_ok(),
+                        };
+                        if froze {
+                            // Both ends stay open and nothing goes through.
+                            let _ = cuts.changed().await;
                         }
+                        drop((client, server));
                     });
                 }
             }
@@ -52,6 +68,7 @@ impl TcpProxy {
             address,
             down,
             cut,
+            frozen,
             task,
         }
     }
@@ -82,9 +99,17 @@ impl TcpProxy {
         self.cut.send_modify(|n| *n += 1);
     }
 
-    /// Accepts and forwards connections again.
+    /// Stops forwarding without closing anything: open connections and new
+    /// ones stay open and silent for good, as behind a dead link or a hung
+    /// server. Connections made after [`TcpProxy::restore`] work.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Accepts and forwards new connections again.
     pub fn restore(&self) {
         self.down.store(false, Ordering::SeqCst);
+        self.frozen.send_replace(false);
     }
 }
 

@@ -116,3 +116,56 @@ async fn the_bus_survives_a_rabbitmq_restart_mid_stream() {
     )
     .await;
 }
+
+/// A connection that stays open but answers nothing (a dead link, a hung
+/// broker) is abandoned for a new one once a call outlives its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_stops_answering_is_replaced_by_a_new_one() {
+    use dozen_bus::Subscription;
+    let Some(server) = dozen_testing::required_server("TEST_AMQP_URL", "RabbitMQ") else {
+        return;
+    };
+    let vhost = test_vhost(&server).await;
+    let (proxy, proxied) =
+        dozen_testing::TcpProxy::in_front_of(&format!("{}/{vhost}", server.trim_end_matches('/')))
+            .await;
+    let bus = dozen_bus::connect(&proxied.parse().unwrap()).await.unwrap();
+    let topic = crate::suite::unique("topic");
+    let sub = Subscription::new(&crate::suite::unique("sub"), &topic);
+    bus.declare(&sub).await.unwrap();
+    bus.publish(&topic, &[crate::suite::probe(1)])
+        .await
+        .unwrap();
+
+    proxy.freeze();
+    let started = std::time::Instant::now();
+    let error = bus
+        .publish(&topic, &[crate::suite::probe(2)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, dozen_bus::BusError::Unavailable(_)),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded, not hung"
+    );
+
+    proxy.restore();
+    bus.publish(&topic, &[crate::suite::probe(3)])
+        .await
+        .unwrap();
+    let mut numbers = Vec::new();
+    for _ in 0..100 {
+        for delivery in bus.receive(&sub, 10).await.unwrap() {
+            numbers.push(delivery.event.data["n"].as_u64().unwrap());
+            bus.ack(&sub, &delivery).await.unwrap();
+        }
+        if numbers.contains(&3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(numbers.contains(&1) && numbers.contains(&3), "{numbers:?}");
+}
