@@ -60,10 +60,9 @@ use crate::subscription::Subscription;
 const REAP_EVERY: Duration = Duration::from_millis(100);
 /// How long `receive` waits for the broker to push when nothing is buffered.
 const PUSH_GRACE: Duration = Duration::from_millis(50);
-/// How long a fresh consumer's first `receive` waits for the rest of a batch
-/// once part of it arrived (generous: it happens once per consumer, and a
-/// loaded machine spaces the pushes out).
-const LINGER: Duration = Duration::from_millis(25);
+/// How long a fresh consumer's first `receive` waits at most for what was
+/// ready to be pushed (it happens once per consumer).
+const FIRST_PUSH: Duration = Duration::from_secs(2);
 /// Bound on connecting and on every round trip, so a dead broker cannot hang a caller.
 const ROUND_TRIP: Duration = Duration::from_secs(5);
 
@@ -153,6 +152,7 @@ struct Link {
 struct Feed {
     id: u64,
     stalled: Arc<AtomicBool>,
+    prefetch: u16,
     channel: Channel,
     queue: String,
     visibility: Duration,
@@ -178,12 +178,26 @@ impl Feed {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts consuming unless it already does (then returns `true`); the
-    /// broker then pushes up to `prefetch`.
-    async fn ensure_consuming(self: &Arc<Self>) -> Result<bool, BusError> {
+    /// Starts consuming unless it already does; the broker then pushes up to
+    /// `prefetch`. Returns, when it started, how many events were ready.
+    async fn ensure_consuming(self: &Arc<Self>) -> Result<Option<usize>, BusError> {
         if self.lock().consuming.is_some() {
-            return Ok(false);
+            return Ok(None);
         }
+        // How many are ready now: what the broker is about to push (up to the prefetch).
+        let ready = bounded(
+            &self.stalled,
+            self.channel.queue_declare(
+                self.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ),
+        )
+        .await?
+        .message_count() as usize;
         let tag = format!("dozen-{}", uuid::Uuid::new_v4().simple());
         let consumer = bounded(
             &self.stalled,
@@ -214,7 +228,7 @@ impl Feed {
                 }
             }
         });
-        Ok(true)
+        Ok(Some(ready))
     }
 
     /// Hands back what is past its visibility timeout, and stops this process
@@ -525,6 +539,7 @@ impl AmqpBus {
         let feed = Arc::new(Feed {
             id: self.next_feed.fetch_add(1, Ordering::Relaxed),
             stalled: self.stalled.clone(),
+            prefetch,
             channel,
             queue: queue(&sub.name),
             visibility: sub.visibility_timeout,
@@ -789,21 +804,21 @@ impl Bus for AmqpBus {
     async fn receive(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
         let feed = self.feed(sub).await?;
         let started = feed.ensure_consuming().await?;
-        // Deliveries are pushed: give the broker a moment to push what is ready,
-        // so a caller sees the events that are visible now; right after the
-        // consumer starts, a batch as a batch (a running consumer takes what
-        // comes as it comes: lingering would only add latency).
-        if feed.buffered() == 0 {
-            feed.until_more_than(0, PUSH_GRACE).await;
-            let mut before = feed.buffered();
-            while started && before > 0 && before < max {
-                feed.until_more_than(before, LINGER).await;
-                let now = feed.buffered();
-                if now == before {
-                    break;
+        // Deliveries are pushed. Right after the consumer starts, wait for what
+        // was ready to arrive, so a caller sees the events visible now, a batch
+        // as a batch; a running consumer gives the broker a moment, then takes
+        // what came (waiting longer would only add latency).
+        match started {
+            Some(ready) if ready > 0 => {
+                let expected = ready.min(max).min(usize::from(feed.prefetch));
+                let deadline = tokio::time::Instant::now() + FIRST_PUSH;
+                while feed.buffered() < expected && tokio::time::Instant::now() < deadline {
+                    let before = feed.buffered();
+                    feed.until_more_than(before, FIRST_PUSH).await;
                 }
-                before = now;
             }
+            _ if feed.buffered() == 0 => feed.until_more_than(0, PUSH_GRACE).await,
+            _ => {}
         }
         let taken: Vec<(AmqpDelivery, Instant)> = {
             let mut state = feed.lock();
