@@ -42,6 +42,7 @@
 #[cfg(feature = "amqp")]
 mod amqp;
 mod backend;
+mod backing;
 mod consumer;
 mod event;
 pub mod inbox;
@@ -59,6 +60,7 @@ mod subscription;
 #[cfg(feature = "amqp")]
 pub use amqp::AmqpBus;
 pub use backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
+pub use backing::{Backing, BackingError};
 pub use consumer::{typed, Consumer, Handler, HandlerError, HandlerFuture};
 pub use dozen_runtime::trace::TraceParent;
 pub use event::{DecodeError, Event, EventType};

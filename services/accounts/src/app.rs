@@ -5,10 +5,9 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use axum::Router;
 use dozen_auth::TokenVerifier;
-use dozen_bus::{Outbox, Relay};
-use dozen_runtime::database::{self, DatabaseError};
-use dozen_runtime::http::{service_router, HttpServer, Ops, Readiness};
-use dozen_runtime::metrics::Metrics;
+use dozen_bus::{Backing, Outbox, Relay};
+use dozen_runtime::database::DatabaseError;
+use dozen_runtime::http::{service_router, HttpServer, Ops};
 use dozen_runtime::service_info;
 use dozen_runtime::shutdown::Shutdown;
 use sqlx::migrate::Migrator;
@@ -56,16 +55,13 @@ pub struct Application {
 impl Application {
     /// Binds the port and wires everything; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let db = database::connect_lazy(&settings.database)?;
-        let bus = dozen_bus::connect(&settings.bus.url).await?;
+        let Backing {
+            db,
+            bus,
+            metrics,
+            readiness,
+        } = Backing::attach("accounts", &settings.database, &settings.bus, &shutdown).await?;
         let info = service_info!("accounts").with_release_id(settings.http.release_id.clone());
-        let metrics = Metrics::new();
-        metrics.watch_pool("accounts", db.clone());
-        let readiness = Readiness::new(shutdown.clone())
-            .with_ping("database", db.clone(), |db| async move {
-                database::ping(&db).await
-            })
-            .with_ping("bus", bus.clone(), |bus| async move { bus.ping().await });
         let outbox = Outbox::new();
         let relay = outbox.relay(db.clone(), bus);
         let signer = Arc::new(settings.tokens);

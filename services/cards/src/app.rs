@@ -2,10 +2,9 @@
 //! an HTTP port for health, readiness and metrics only.
 
 use axum::Router;
-use dozen_bus::{typed, Consumer, Outbox, Relay};
-use dozen_runtime::database::{self, DatabaseError};
-use dozen_runtime::http::{service_router, HttpServer, Ops, Readiness};
-use dozen_runtime::metrics::Metrics;
+use dozen_bus::{typed, Backing, Consumer, Outbox, Relay};
+use dozen_runtime::database::DatabaseError;
+use dozen_runtime::http::{service_router, HttpServer, Ops};
 use dozen_runtime::service_info;
 use dozen_runtime::shutdown::Shutdown;
 use sqlx::migrate::Migrator;
@@ -37,16 +36,13 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let db = database::connect_lazy(&settings.database)?;
-        let bus = dozen_bus::connect(&settings.bus.url).await?;
+        let Backing {
+            db,
+            bus,
+            metrics,
+            readiness,
+        } = Backing::attach("cards", &settings.database, &settings.bus, &shutdown).await?;
         let info = service_info!("cards").with_release_id(settings.http.release_id.clone());
-        let metrics = Metrics::new();
-        metrics.watch_pool("cards", db.clone());
-        let readiness = Readiness::new(shutdown.clone())
-            .with_ping("database", db.clone(), |db| async move {
-                database::ping(&db).await
-            })
-            .with_ping("bus", bus.clone(), |bus| async move { bus.ping().await });
         let outbox = Outbox::new();
         let relay = outbox.relay(db.clone(), bus.clone());
         let ctx = Context {

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use axum::Router;
-use dozen_bus::{typed, Consumer};
-use dozen_runtime::database::{self, DatabaseError};
-use dozen_runtime::http::{service_router, HttpServer, Ops, Readiness};
-use dozen_runtime::metrics::Metrics;
+use dozen_bus::{typed, Backing, Consumer};
+use dozen_runtime::database::DatabaseError;
+use dozen_runtime::http::{service_router, HttpServer, Ops};
 use dozen_runtime::service_info;
 use dozen_runtime::shutdown::Shutdown;
 use sqlx::migrate::Migrator;
@@ -41,20 +40,17 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     /// Binds the ops port and wires the consumers; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let db = database::connect_lazy(&settings.database)?;
-        let bus = dozen_bus::connect(&settings.bus.url).await?;
+        let Backing {
+            db,
+            bus,
+            metrics,
+            readiness,
+        } = Backing::attach("notifier", &settings.database, &settings.bus, &shutdown).await?;
         let mailer = Arc::new(Mailer::new(&settings.mail)?);
+        let readiness = readiness.with_ping("mail", mailer.clone(), |mailer| async move {
+            mailer.ping().await
+        });
         let info = service_info!("notifier").with_release_id(settings.http.release_id.clone());
-        let metrics = Metrics::new();
-        metrics.watch_pool("notifier", db.clone());
-        let readiness = Readiness::new(shutdown.clone())
-            .with_ping("database", db.clone(), |db| async move {
-                database::ping(&db).await
-            })
-            .with_ping("bus", bus.clone(), |bus| async move { bus.ping().await })
-            .with_ping("mail", mailer.clone(), |mailer| async move {
-                mailer.ping().await
-            });
         let ctx = Context {
             db: db.clone(),
             mailer,

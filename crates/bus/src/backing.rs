@@ -1,0 +1,65 @@
+//! What every service process starts with: its own database, the bus, and
+//! the metrics and readiness that watch them.
+
+use std::sync::Arc;
+
+use dozen_runtime::database::{self, DatabaseError, DatabaseSettings};
+use dozen_runtime::http::Readiness;
+use dozen_runtime::metrics::Metrics;
+use dozen_runtime::shutdown::Shutdown;
+use sqlx::AnyPool;
+
+use crate::backend::{Bus, BusError};
+use crate::settings::BusSettings;
+
+/// Why the backing services cannot be attached (a URL is unusable).
+#[derive(Debug, thiserror::Error)]
+pub enum BackingError {
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// A service's backing services, attached by URL; nothing is connected yet.
+pub struct Backing {
+    pub db: AnyPool,
+    pub bus: Arc<dyn Bus>,
+    /// With the pool's gauges.
+    pub metrics: Metrics,
+    /// Checking the database and the bus; add the service's own checks to it.
+    pub readiness: Readiness,
+}
+
+impl Backing {
+    pub async fn attach(
+        service: &str,
+        database: &DatabaseSettings,
+        bus: &BusSettings,
+        shutdown: &Shutdown,
+    ) -> Result<Self, BackingError> {
+        let db = database::connect_lazy(database)?;
+        let bus = crate::settings::connect(&bus.url).await?;
+        let metrics = Metrics::new();
+        metrics.watch_pool(service, db.clone());
+        let readiness = Readiness::new(shutdown.clone())
+            .with_ping("database", db.clone(), |db| async move {
+                database::ping(&db).await
+            })
+            .with_ping("bus", bus.clone(), |bus| async move { bus.ping().await });
+        Ok(Self {
+            db,
+            bus,
+            metrics,
+            readiness,
+        })
+    }
+}
+
+impl std::fmt::Debug for Backing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backing")
+            .field("bus", &self.bus)
+            .finish_non_exhaustive()
+    }
+}
