@@ -20,6 +20,18 @@ pub fn exit_code(service: &str, outcome: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// The start of a long-running process (`serve`, `work`): JSON logs, and a
+/// shutdown that SIGTERM and Ctrl-C trigger.
+pub fn start(
+    service: &'static str,
+    log: &crate::logging::LogSettings,
+) -> crate::shutdown::Shutdown {
+    logging::init(service, log);
+    let shutdown = crate::shutdown::Shutdown::new();
+    shutdown.trigger_on_signals();
+    shutdown
+}
+
 /// `<service> migrate`, the release phase: connects and runs `migrate`
 /// (the service's migrations and the bus tables), then returns.
 pub async fn release_phase<F, Fut>(

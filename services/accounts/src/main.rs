@@ -3,8 +3,6 @@ use std::process::ExitCode;
 use accounts::{Application, MigrateSettings, Settings};
 use clap::{Parser, Subcommand};
 use dozen_runtime::config::{load_or_exit, Env};
-use dozen_runtime::logging;
-use dozen_runtime::shutdown::Shutdown;
 
 const SERVICE: &str = "accounts";
 
@@ -38,9 +36,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    logging::init(SERVICE, &settings.log);
-    let shutdown = Shutdown::new();
-    shutdown.trigger_on_signals();
+    let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);
     let app = Application::build(settings, shutdown).await?;
     app.run_until_stopped().await?;
     tracing::info!("stopped");

@@ -3,8 +3,6 @@ use std::process::ExitCode;
 use cards::{MigrateSettings, Settings, Worker};
 use clap::{Parser, Subcommand};
 use dozen_runtime::config::{load_or_exit, Env};
-use dozen_runtime::logging;
-use dozen_runtime::shutdown::Shutdown;
 
 const SERVICE: &str = "cards";
 
@@ -39,9 +37,7 @@ async fn main() -> ExitCode {
 }
 
 async fn work(settings: Settings) -> anyhow::Result<()> {
-    logging::init(SERVICE, &settings.log);
-    let shutdown = Shutdown::new();
-    shutdown.trigger_on_signals();
+    let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);
     let worker = Worker::build(settings, shutdown).await?;
     worker.run_until_stopped().await?;
     tracing::info!("stopped");
