@@ -16,6 +16,7 @@ const RABBITMQ: Features = Features {
     // The unacknowledged count is a management statistic, refreshed every
     // collect_statistics_interval (5 s by default).
     live_in_flight_count: false,
+    exclusive_delivery: true,
     test_visibility: Duration::from_secs(5),
 };
 

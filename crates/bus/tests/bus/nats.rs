@@ -14,6 +14,7 @@ const NATS: Features = Features {
     drops_republished_duplicates: true,
     // The consumer info's ack-pending count is the server's own, live.
     live_in_flight_count: true,
+    exclusive_delivery: true,
     test_visibility: Duration::from_secs(5),
 };
 

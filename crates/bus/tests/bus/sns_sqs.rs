@@ -16,6 +16,9 @@ const SNS_SQS: Features = Features {
     drops_republished_duplicates: false,
     // SQS's ApproximateNumberOfMessagesNotVisible is approximate and lags.
     live_in_flight_count: false,
+    // SQS standard queues deliver at least once: "occasionally more than one
+    // copy" of a message, even to competing consumers (moto, too, now and then).
+    exclusive_delivery: false,
     // moto is one Python process serving every test of the suite at once.
     test_visibility: Duration::from_secs(20),
 };
