@@ -1,7 +1,5 @@
 //! `Authenticated`: an axum extractor that requires a valid bearer token.
 
-use std::sync::Arc;
-
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
@@ -9,12 +7,14 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use dozen_runtime::http::ApiError;
 
-use crate::verifier::{Claims, TokenVerifier};
+use crate::keys::{CheckError, Keys};
+use crate::verifier::Claims;
 
 /// The verified claims of the request's `Authorization: Bearer …` token.
 ///
-/// The router's state must give an `Arc<TokenVerifier>` (via `FromRef`).
-/// Without a valid token the request is answered 401 with the standard error body.
+/// The router's state must give the [`Keys`] (via `FromRef`). Without a valid
+/// token the request is answered 401 with the standard error body; when no
+/// keys can be had (accounts unreachable), 503.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Claims);
 
@@ -24,11 +24,14 @@ pub struct AuthRejection(ApiError);
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
+        let unauthorized = self.0.status() == axum::http::StatusCode::UNAUTHORIZED;
         let mut response = self.0.into_response();
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-        );
+        if unauthorized {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        }
         response
     }
 }
@@ -36,7 +39,7 @@ impl IntoResponse for AuthRejection {
 impl<S> FromRequestParts<S> for Authenticated
 where
     S: Send + Sync,
-    Arc<TokenVerifier>: FromRef<S>,
+    Keys: FromRef<S>,
 {
     type Rejection = AuthRejection;
 
@@ -54,10 +57,12 @@ where
                     "an Authorization: Bearer <token> header is required",
                 ))
             })?;
-        let verifier = Arc::<TokenVerifier>::from_ref(state);
-        verifier
-            .verify(token)
-            .map(Authenticated)
-            .map_err(|e| AuthRejection(ApiError::unauthorized(e.to_string())))
+        match Keys::from_ref(state).check(token).await {
+            Ok(claims) => Ok(Authenticated(claims)),
+            Err(CheckError::Token(e)) => Err(AuthRejection(ApiError::unauthorized(e.to_string()))),
+            Err(e @ CheckError::KeysUnavailable(_)) => {
+                Err(AuthRejection(ApiError::unavailable(&e)))
+            }
+        }
     }
 }

@@ -7,8 +7,10 @@
 
 mod extract;
 mod jwk;
+mod keys;
 mod verifier;
 
 pub use extract::{AuthRejection, Authenticated};
 pub use jwk::{Jwk, JwkSet, KeyError};
+pub use keys::{CheckError, Keys, REFETCH_AFTER};
 pub use verifier::{Claims, TokenError, TokenVerifier};

@@ -18,6 +18,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: i64,
+    /// The user's username when the token was issued (OpenID Connect's claim
+    /// name), so a service can show it before the signup event reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
 }
 
 /// Why a token was refused. Callers answer 401 for every one of them.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum::Router;
-use dozen_auth::TokenVerifier;
+use dozen_auth::Keys;
 use dozen_bus::{Backing, Outbox, Relay};
 use dozen_runtime::database::DatabaseError;
 use dozen_runtime::http::{service_router, HttpServer, Ops};
@@ -25,7 +25,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 pub struct AppState {
     pub db: AnyPool,
     pub signer: Arc<TokenSigner>,
-    pub verifier: Arc<TokenVerifier>,
+    pub keys: Keys,
     pub passwords: Passwords,
     pub outbox: Outbox,
 }
@@ -36,9 +36,9 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-impl FromRef<AppState> for Arc<TokenVerifier> {
+impl FromRef<AppState> for Keys {
     fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
+        state.keys.clone()
     }
 }
 
@@ -67,7 +67,7 @@ impl Application {
         let signer = Arc::new(settings.tokens);
         let state = AppState {
             db: db.clone(),
-            verifier: Arc::new(signer.verifier()),
+            keys: Keys::fixed(signer.verifier()),
             signer,
             passwords: Passwords::new(metrics.counter(
                 "password_checks",

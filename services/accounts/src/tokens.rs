@@ -57,7 +57,11 @@ impl TokenSigner {
         })
     }
 
-    pub fn issue(&self, user_id: &str) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user_id: &str,
+        username: &str,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -65,6 +69,7 @@ impl TokenSigner {
             aud: self.audience.clone(),
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
+            preferred_username: Some(username.to_owned()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = self.jwk.kid.clone();

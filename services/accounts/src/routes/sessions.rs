@@ -36,7 +36,7 @@ pub(crate) struct Session {
 pub(crate) fn session_for(state: &AppState, row: UserRow) -> Result<Session, ApiError> {
     let issued = state
         .signer
-        .issue(&row.id)
+        .issue(&row.id, &row.username)
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Session {
         user: row.into(),
