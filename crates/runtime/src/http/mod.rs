@@ -2,6 +2,7 @@
 //! and a graceful drain on shutdown (factor IX).
 
 mod error;
+mod fields;
 mod middleware;
 mod ops;
 
@@ -16,6 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{code_for, ApiError};
+pub use fields::FieldErrors;
 pub use middleware::RequestId;
 pub use ops::{Ops, Readiness};
 

@@ -1,0 +1,20 @@
+//! Dozen's chat service: rooms, memberships, messages and their cards.
+//!
+//! `chat serve` is the web process (API and live stream), `chat work` the
+//! worker (user directory, cards), `chat migrate` the release phase and
+//! `chat archive` the admin process that moves old messages to cold storage.
+
+pub mod app;
+pub mod archive;
+pub mod handlers;
+pub mod model;
+pub mod settings;
+pub mod text;
+
+mod routes;
+mod store;
+
+pub use app::{migrate, AppState, Application, Worker};
+pub use dozen_runtime::database::MigrateSettings;
+pub use routes::router;
+pub use settings::{ArchiveSettings, Settings, WorkerSettings};

@@ -1,0 +1,105 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chat::archive::{self, Destination, Plan};
+use chat::{Application, ArchiveSettings, MigrateSettings, Settings, Worker, WorkerSettings};
+use clap::{Parser, Subcommand};
+use dozen_runtime::config::{load_or_exit, Env};
+
+const SERVICE: &str = "chat";
+
+/// Dozen chat: rooms, messages, their cards and a live stream.
+///
+/// Configuration comes from environment variables only; see docs/operations.md.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API and live streams on $PORT (the `web` process type).
+    Serve,
+    /// Keep the user directory and attach cards until stopped (the `worker`
+    /// process type); health, readiness and metrics on $PORT.
+    Work,
+    /// Apply the database migrations embedded in this binary, then exit (the release phase).
+    Migrate,
+    /// Move messages older than a cutoff to cold storage, then delete them
+    /// here. Safe to interrupt and run again: it resumes, and nothing is lost
+    /// or archived twice.
+    Archive {
+        /// Archive messages older than this, e.g. `90d`, `12h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        /// Cold storage: `file://<folder>` or `s3://<bucket>/<prefix>`.
+        #[arg(long)]
+        to: String,
+        /// Count what would move; write and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Messages per archived object (and per delete).
+        #[arg(long, default_value_t = archive::DEFAULT_BATCH, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let outcome = match cli.command {
+        Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
+        Command::Work => work(load_or_exit(SERVICE, &env)).await,
+        Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
+        Command::Archive {
+            older_than,
+            to,
+            dry_run,
+            batch,
+        } => {
+            let plan = Plan {
+                batch,
+                dry_run,
+                ..Plan::new(older_than)
+            };
+            run_archive(load_or_exit(SERVICE, &env), &to, plan).await
+        }
+    };
+    dozen_runtime::command::exit_code(SERVICE, outcome)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);
+    let app = Application::build(settings, shutdown).await?;
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn work(settings: WorkerSettings) -> anyhow::Result<()> {
+    let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);
+    let worker = Worker::build(settings, shutdown).await?;
+    worker.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
+    dozen_runtime::command::release_phase(SERVICE, settings, |db| async move {
+        chat::migrate(&db).await
+    })
+    .await
+}
+
+async fn run_archive(settings: ArchiveSettings, to: &str, plan: Plan) -> anyhow::Result<()> {
+    dozen_runtime::logging::init(SERVICE, &settings.log);
+    let destination = Destination::parse(to)?;
+    let db = dozen_runtime::database::connect_lazy(&settings.database)?;
+    let summary = archive::run(&db, &destination, &plan).await?;
+    db.close().await;
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! The HTTP API of chat. Every route needs a signed-in user; reading and
+//! posting in a room needs membership.
+
+pub(crate) mod events;
+pub(crate) mod messages;
+pub(crate) mod rooms;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use dozen_runtime::http::ApiError;
+
+use crate::app::AppState;
+use crate::store;
+
+/// The service's own routes, without the standard ones and middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/rooms", post(rooms::create).get(rooms::list))
+        .route("/v1/rooms/{id}", get(rooms::show))
+        .route("/v1/rooms/{id}/members", post(rooms::join))
+        .route(
+            "/v1/rooms/{id}/messages",
+            post(messages::post).get(messages::page),
+        )
+        .route(
+            "/v1/rooms/{id}/messages/{message_id}",
+            delete(messages::delete),
+        )
+        .route("/v1/rooms/{id}/events", get(events::stream))
+        .with_state(state)
+}
+
+/// 404 when the room does not exist, 403 when `user` is not in it.
+pub(crate) async fn require_member(
+    state: &AppState,
+    room_id: &str,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    if store::is_member(&state.db, room_id, user_id).await? {
+        return Ok(());
+    }
+    if store::room(&state.db, user_id, room_id).await?.is_none() {
+        return Err(ApiError::not_found("no room has that id"));
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "not_a_member",
+        "join the room first",
+    ))
+}

@@ -1,0 +1,97 @@
+//! Creating, listing, showing and joining rooms.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use dozen_auth::Authenticated;
+use dozen_runtime::http::{ApiError, FieldErrors};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::model::{Room, RoomDetail};
+use crate::store;
+
+pub const MAX_NAME_CHARS: usize = 64;
+/// Rooms listed at most.
+const LIST_LIMIT: i64 = 200;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewRoom {
+    name: Option<String>,
+}
+
+/// `POST /v1/rooms {name}`: the creator is its first member.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Json(body): Json<NewRoom>,
+) -> Result<(StatusCode, Json<RoomDetail>), ApiError> {
+    let mut errors = FieldErrors::default();
+    let name = errors.present("name", &body.name).map(str::trim);
+    if let Some(name) = name {
+        let length = name.chars().count();
+        if !(1..=MAX_NAME_CHARS).contains(&length) {
+            errors.add(
+                "name",
+                format!("must be 1 to {MAX_NAME_CHARS} characters long"),
+            );
+        }
+        if name.chars().any(char::is_control) {
+            errors.add("name", "may not contain control characters");
+        }
+    }
+    errors.into_result()?;
+    let name = name.expect("into_result reports a missing name");
+    let id = uuid::Uuid::now_v7().to_string();
+    if !store::create_room(&state.db, &id, name, &claims.sub).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "room_name_taken",
+            "a room with that name exists",
+        ));
+    }
+    tracing::info!(room_id = %id, "room created");
+    Ok((
+        StatusCode::CREATED,
+        Json(detail(&state, &claims.sub, &id).await?),
+    ))
+}
+
+/// `GET /v1/rooms`: every room, newest first, each saying whether the caller joined it.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rooms: Vec<Room> = store::rooms(&state.db, &claims.sub, LIST_LIMIT).await?;
+    Ok(Json(serde_json::json!({ "rooms": rooms })))
+}
+
+/// `GET /v1/rooms/{id}`: the room and its members; any signed-in user may look before joining.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<RoomDetail>, ApiError> {
+    Ok(Json(detail(&state, &claims.sub, &id).await?))
+}
+
+/// `POST /v1/rooms/{id}/members`: the caller joins; joining again changes nothing.
+pub(crate) async fn join(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<RoomDetail>, ApiError> {
+    if store::room(&state.db, &claims.sub, &id).await?.is_none() {
+        return Err(ApiError::not_found("no room has that id"));
+    }
+    store::join(&state.db, &id, &claims.sub).await?;
+    Ok(Json(detail(&state, &claims.sub, &id).await?))
+}
+
+async fn detail(state: &AppState, viewer: &str, id: &str) -> Result<RoomDetail, ApiError> {
+    let room = store::room(&state.db, viewer, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no room has that id"))?;
+    let member_list = store::members(&state.db, id).await?;
+    Ok(RoomDetail { room, member_list })
+}

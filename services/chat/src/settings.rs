@@ -1,0 +1,99 @@
+//! Everything chat reads from the environment, checked at start.
+
+use dozen_auth::{JwkSet, Keys, TokenVerifier};
+use dozen_bus::BusSettings;
+use dozen_runtime::config::{ConfigError, Env, FromEnv};
+use dozen_runtime::database::DatabaseSettings;
+use dozen_runtime::http::HttpSettings;
+use dozen_runtime::logging::LogSettings;
+
+/// Settings of the web process (`chat serve`).
+#[derive(Debug)]
+pub struct Settings {
+    pub log: LogSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    pub keys: Keys,
+}
+
+impl FromEnv for Settings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            log: LogSettings::from_env(env)?,
+            http: HttpSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+            bus: BusSettings::from_env(env)?,
+            keys: keys_from_env(env)?,
+        })
+    }
+}
+
+/// Settings of the worker process (`chat work`): no keys, it serves no API.
+#[derive(Debug)]
+pub struct WorkerSettings {
+    pub log: LogSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+}
+
+impl FromEnv for WorkerSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            log: LogSettings::from_env(env)?,
+            http: HttpSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+            bus: BusSettings::from_env(env)?,
+        })
+    }
+}
+
+/// Settings of `chat archive`: the database; the destination is an argument.
+#[derive(Debug)]
+pub struct ArchiveSettings {
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+}
+
+impl FromEnv for ArchiveSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            log: LogSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+        })
+    }
+}
+
+/// The keys tokens are checked with: `JWKS_URL` (accounts'
+/// `/.well-known/jwks.json`, fetched when first needed and when a new key id
+/// appears) or `JWKS` (the JSON document itself); `JWT_ISSUER` and
+/// `JWT_AUDIENCE` default to `dozen`, as in accounts.
+fn keys_from_env(env: &Env) -> Result<Keys, ConfigError> {
+    {
+        let issuer: String = env.or("JWT_ISSUER", "dozen".to_owned())?;
+        let audience: String = env.or("JWT_AUDIENCE", "dozen".to_owned())?;
+        match (env.raw("JWKS"), env.raw("JWKS_URL")) {
+            (Some(document), _) => {
+                let jwks: JwkSet = serde_json::from_str(document).map_err(|e| {
+                    ConfigError::new("JWKS", format!("is not a JWKS document: {e}"))
+                })?;
+                let verifier = TokenVerifier::new(&jwks, &issuer, &audience)
+                    .map_err(|e| ConfigError::new("JWKS", format!("holds an unusable key: {e}")))?;
+                Ok(Keys::fixed(verifier))
+            }
+            (None, Some(url)) => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| ConfigError::new("JWKS_URL", format!("is not a URL: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConfigError::new("JWKS_URL", "must be an http or https URL"));
+                }
+                Ok(Keys::fetched(url, &issuer, &audience))
+            }
+            (None, None) => Err(ConfigError::new(
+                "JWKS_URL",
+                "is required (or JWKS): where accounts publishes its public keys",
+            )),
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! chat's tables. SQL here runs on SQLite and PostgreSQL alike.
+
+use std::collections::HashMap;
+
+use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
+use sqlx::{Any, AnyPool, Executor, FromRow, Transaction};
+
+use crate::model::{Author, Card, Member, Message, Room};
+
+pub type Tx = Transaction<'static, Any>;
+
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+// --- the directory of users -------------------------------------------------
+
+/// Records `id → username`; the signup event is the authority, so it overwrites.
+pub async fn remember_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    username: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, username) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET username = excluded.username",
+    )
+    .bind(id)
+    .bind(username)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn username(db: &AnyPool, id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+// --- rooms and members ------------------------------------------------------
+
+#[derive(Debug, FromRow)]
+struct RoomRow {
+    id: String,
+    name: String,
+    created_by: String,
+    created_at: i64,
+    members: i64,
+    joined: i64,
+}
+
+impl From<RoomRow> for Room {
+    fn from(row: RoomRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            created_by: row.created_by,
+            created_at: rfc3339_from_millis(row.created_at),
+            members: row.members,
+            joined: row.joined > 0,
+        }
+    }
+}
+
+const ROOM_SELECT: &str = "SELECT r.id, r.name, r.created_by, r.created_at,
+        (SELECT COUNT(*) FROM members m WHERE m.room_id = r.id) AS members,
+        (SELECT COUNT(*) FROM members m WHERE m.room_id = r.id AND m.user_id = $1) AS joined
+    FROM rooms r";
+
+/// Creates a room with its creator as first member. `Ok(false)`: the name is taken.
+pub async fn create_room(
+    db: &AnyPool,
+    id: &str,
+    name: &str,
+    creator: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = now_millis();
+    let mut tx = db.begin().await?;
+    let inserted =
+        sqlx::query("INSERT INTO rooms (id, name, created_by, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(name)
+            .bind(creator)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => return Ok(false),
+        other => other?,
+    };
+    sqlx::query("INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(creator)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Every room, newest first, as `viewer` sees it.
+pub async fn rooms(db: &AnyPool, viewer: &str, limit: i64) -> Result<Vec<Room>, sqlx::Error> {
+    let rows: Vec<RoomRow> = sqlx::query_as(&format!(
+        "{ROOM_SELECT} ORDER BY r.created_at DESC, r.id DESC LIMIT $2"
+    ))
+    .bind(viewer)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Room::from).collect())
+}
+
+pub async fn room(db: &AnyPool, viewer: &str, id: &str) -> Result<Option<Room>, sqlx::Error> {
+    let row: Option<RoomRow> = sqlx::query_as(&format!("{ROOM_SELECT} WHERE r.id = $2"))
+        .bind(viewer)
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(Room::from))
+}
+
+pub async fn members(db: &AnyPool, room_id: &str) -> Result<Vec<Member>, sqlx::Error> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT m.user_id, u.username FROM members m LEFT JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id",
+    )
+    .bind(room_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, username)| Member { id, username })
+        .collect())
+}
+
+pub async fn is_member(db: &AnyPool, room_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Adds a member; joining twice is no change.
+pub async fn join(db: &AnyPool, room_id: &str, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3)
+         ON CONFLICT (room_id, user_id) DO NOTHING",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(now_millis())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+// --- what happens in a room -------------------------------------------------
+
+/// Takes the room's next number, locking its row until the transaction ends.
+/// Call it first in a transaction: SQLite then takes its write lock at once.
+pub async fn next_seq(tx: &mut Tx, room_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+        .bind(room_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn last_seq(db: &AnyPool, room_id: &str) -> Result<i64, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
+        .bind(room_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(seq.unwrap_or(0))
+}
+
+/// Records a room event for the live stream, under the number just taken.
+pub async fn append_event(
+    tx: &mut Tx,
+    room_id: &str,
+    seq: i64,
+    kind: &str,
+    body: &impl serde::Serialize,
+) -> Result<(), sqlx::Error> {
+    let body = serde_json::to_string(body).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO room_events (room_id, seq, kind, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(room_id)
+    .bind(seq)
+    .bind(kind)
+    .bind(body)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A room event, as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct RoomEvent {
+    pub seq: i64,
+    pub kind: String,
+    pub body: String,
+}
+
+pub async fn events_after(
+    db: &AnyPool,
+    room_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<RoomEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT seq, kind, body FROM room_events WHERE room_id = $1 AND seq > $2
+         ORDER BY seq LIMIT $3",
+    )
+    .bind(room_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+// --- messages and cards -----------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub room_id: String,
+    pub seq: i64,
+    pub author_id: String,
+    pub author_username: String,
+    pub text: String,
+    pub sent_at: i64,
+}
+
+const MESSAGE_COLUMNS: &str = "id, room_id, seq, author_id, author_username, text, sent_at";
+
+impl MessageRow {
+    pub fn into_message(self, cards: Vec<Card>) -> Message {
+        Message {
+            id: self.id,
+            room_id: self.room_id,
+            seq: self.seq,
+            author: Author {
+                id: self.author_id,
+                username: self.author_username,
+            },
+            text: self.text,
+            sent_at: rfc3339_from_millis(self.sent_at),
+            cards,
+        }
+    }
+}
+
+pub async fn insert_message(tx: &mut Tx, row: &MessageRow) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(&row.id)
+    .bind(&row.room_id)
+    .bind(row.seq)
+    .bind(&row.author_id)
+    .bind(&row.author_username)
+    .bind(&row.text)
+    .bind(row.sent_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn message<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Up to `limit` messages of a room below `before` (all when `None`), newest first.
+pub async fn page(
+    db: &AnyPool,
+    room_id: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Message>, sqlx::Error> {
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2
+         ORDER BY seq DESC LIMIT $3"
+    ))
+    .bind(room_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let mut cards = cards_of_room_range(db, room_id, &rows).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let cards = cards.remove(&row.id).unwrap_or_default();
+            row.into_message(cards)
+        })
+        .collect())
+}
+
+/// The cards of `rows` (messages of one room), by message id.
+async fn cards_of_room_range(
+    db: &AnyPool,
+    room_id: &str,
+    rows: &[MessageRow],
+) -> Result<HashMap<String, Vec<Card>>, sqlx::Error> {
+    let (Some(first), Some(last)) = (
+        rows.iter().map(|r| r.seq).min(),
+        rows.iter().map(|r| r.seq).max(),
+    ) else {
+        return Ok(HashMap::new());
+    };
+    let found: Vec<CardRow> = sqlx::query_as(
+        "SELECT c.message_id, c.url, c.title, c.description, c.image
+         FROM cards c JOIN messages m ON m.id = c.message_id
+         WHERE m.room_id = $1 AND m.seq BETWEEN $2 AND $3
+         ORDER BY c.created_at, c.url",
+    )
+    .bind(room_id)
+    .bind(first)
+    .bind(last)
+    .fetch_all(db)
+    .await?;
+    Ok(cards_by_message(found))
+}
+
+/// `(message_id, url, title, description, image)`, as selected from `cards`.
+pub(crate) type CardRow = (String, String, String, Option<String>, Option<String>);
+
+pub(crate) fn cards_by_message(rows: Vec<CardRow>) -> HashMap<String, Vec<Card>> {
+    let mut by_message: HashMap<String, Vec<Card>> = HashMap::new();
+    for (message_id, url, title, description, image) in rows {
+        by_message.entry(message_id).or_default().push(Card {
+            url,
+            title,
+            description,
+            image,
+        });
+    }
+    by_message
+}
+
+pub async fn delete_message(tx: &mut Tx, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM cards WHERE message_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM messages WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Attaches a card; `false` when the message already has one for that URL.
+pub async fn attach_card(tx: &mut Tx, message_id: &str, card: &Card) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO cards (message_id, url, title, description, image, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id, url) DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(&card.url)
+    .bind(&card.title)
+    .bind(&card.description)
+    .bind(&card.image)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
