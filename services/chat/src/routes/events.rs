@@ -20,8 +20,7 @@ use futures::Stream;
 use sqlx::AnyPool;
 use tokio::sync::Notify;
 
-use super::messages::known_id;
-use super::require_member;
+use super::{known_id, require_member};
 use crate::app::AppState;
 use crate::store::{self, RoomEvent};
 

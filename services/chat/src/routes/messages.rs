@@ -11,7 +11,7 @@ use dozen_runtime::http::{ApiError, FieldErrors};
 use dozen_runtime::trace::TraceParent;
 use serde::{Deserialize, Serialize};
 
-use super::require_member;
+use super::{known_id, require_member};
 use crate::app::AppState;
 use crate::model::{kind, Message, MessageDeleted};
 use crate::store::{self, MessageRow};
@@ -19,13 +19,6 @@ use crate::text;
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 100;
-
-/// Ids are UUIDs; anything else names nothing (and never reaches the database).
-pub(crate) fn known_id(id: &str, what: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(id)
-        .map(|id| id.to_string())
-        .map_err(|_| ApiError::not_found(format!("no {what} has that id")))
-}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewMessage {

@@ -30,6 +30,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Ids are UUIDs; anything else names nothing (and never reaches the database).
+pub(crate) fn known_id(id: &str, what: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|id| id.to_string())
+        .map_err(|_| ApiError::not_found(format!("no {what} has that id")))
+}
+
 /// 404 when the room does not exist, 403 when `user` is not in it.
 pub(crate) async fn require_member(
     state: &AppState,

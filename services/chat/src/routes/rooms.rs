@@ -7,6 +7,7 @@ use dozen_auth::Authenticated;
 use dozen_runtime::http::{ApiError, FieldErrors};
 use serde::Deserialize;
 
+use super::known_id;
 use crate::app::AppState;
 use crate::model::{Room, RoomDetail};
 use crate::store;
@@ -72,6 +73,7 @@ pub(crate) async fn show(
     Authenticated(claims): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<RoomDetail>, ApiError> {
+    let id = known_id(&id, "room")?;
     Ok(Json(detail(&state, &claims.sub, &id).await?))
 }
 
@@ -81,6 +83,7 @@ pub(crate) async fn join(
     Authenticated(claims): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<RoomDetail>, ApiError> {
+    let id = known_id(&id, "room")?;
     if store::room(&state.db, &claims.sub, &id).await?.is_none() {
         return Err(ApiError::not_found("no room has that id"));
     }

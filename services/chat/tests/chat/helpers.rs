@@ -1,0 +1,318 @@
+//! A chat web process and worker of the test's own, users with tokens signed
+//! by accounts' signer, and requests to the API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accounts::tokens::TokenSigner;
+use chat::{Application, Settings, Worker, WorkerSettings};
+use dozen_auth::Keys;
+use dozen_bus::{Bus, BusSettings, Event, EventType};
+use dozen_runtime::database::{self, DatabaseSettings};
+use dozen_runtime::http::HttpSettings;
+use dozen_runtime::logging::{LogFormat, LogSettings};
+use dozen_runtime::shutdown::Shutdown;
+pub use dozen_testing::{Backend, TestDatabase};
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::AnyPool;
+
+pub fn signer() -> TokenSigner {
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random())
+        .to_pkcs8_pem(Default::default())
+        .unwrap()
+        .to_string();
+    TokenSigner::new(
+        &key,
+        "dozen".into(),
+        "dozen".into(),
+        Duration::from_secs(3600),
+    )
+    .unwrap()
+}
+
+pub fn database_settings(url: &str) -> DatabaseSettings {
+    DatabaseSettings {
+        url: url.parse().unwrap(),
+        max_connections: 5,
+        acquire_timeout: Duration::from_secs(10),
+    }
+}
+
+fn log() -> LogSettings {
+    LogSettings {
+        format: LogFormat::Json,
+        filter: "warn".into(),
+    }
+}
+
+pub struct TestChat {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub signer: TokenSigner,
+    pub db: AnyPool,
+    pub bus: Arc<dyn Bus>,
+    pub shutdown: Shutdown,
+    pub _database: TestDatabase,
+    pub _bus_database: TestDatabase,
+}
+
+impl Drop for TestChat {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// A user the test acts as.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub token: String,
+}
+
+/// chat's web process and worker on `backend`, with a SQLite bus of its own.
+pub async fn spawn_chat(backend: Backend) -> TestChat {
+    spawn_chat_with_keys(backend, |signer| Keys::fixed(signer.verifier())).await
+}
+
+pub async fn spawn_chat_with_keys(
+    backend: Backend,
+    keys: impl FnOnce(&TokenSigner) -> Keys,
+) -> TestChat {
+    let database = TestDatabase::create(&backend).await;
+    let bus_database = TestDatabase::create(&Backend::Sqlite).await;
+    let db = database::connect_lazy(&database_settings(&database.url)).unwrap();
+    chat::migrate(&db).await.unwrap();
+    let signer = signer();
+    let bus_settings = || BusSettings {
+        url: bus_database.url.parse().unwrap(),
+    };
+    let shutdown = Shutdown::new();
+    let app = Application::build(
+        Settings {
+            log: log(),
+            http: HttpSettings::local(),
+            database: database_settings(&database.url),
+            bus: bus_settings(),
+            keys: keys(&signer),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let worker = Worker::build(
+        WorkerSettings {
+            log: log(),
+            http: HttpSettings::local(),
+            database: database_settings(&database.url),
+            bus: bus_settings(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    tokio::spawn(worker.run_until_stopped());
+    let bus = dozen_bus::connect(&bus_database.url.parse().unwrap())
+        .await
+        .unwrap();
+    TestChat {
+        address,
+        client: reqwest::Client::new(),
+        signer,
+        db,
+        bus,
+        shutdown,
+        _database: database,
+        _bus_database: bus_database,
+    }
+}
+
+impl TestChat {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A user with a token, whom chat has not heard of from accounts.
+    pub fn user(&self, username: &str) -> TestUser {
+        let id = uuid::Uuid::now_v7().to_string();
+        let token = self.signer.issue(&id, username).unwrap().token;
+        TestUser {
+            id,
+            username: username.into(),
+            token,
+        }
+    }
+
+    pub async fn post(&self, path: &str, user: &TestUser, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, user: &TestUser) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, user: &TestUser) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a room as `owner`; returns its id.
+    pub async fn room(&self, owner: &TestUser, name: &str) -> String {
+        let response = self
+            .post("/v1/rooms", owner, &json!({ "name": name }))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn join(&self, room: &str, user: &TestUser) {
+        let response = self
+            .post(&format!("/v1/rooms/{room}/members"), user, &json!({}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// Posts `text` in `room`; returns the message as answered.
+    pub async fn say(&self, room: &str, user: &TestUser, text: &str) -> Value {
+        let response = self
+            .post(
+                &format!("/v1/rooms/{room}/messages"),
+                user,
+                &json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// Publishes `data` as its producer would (the worker's subscriptions declared first).
+    pub async fn publish<T: EventType>(&self, data: &T) -> Event {
+        let event = Event::new("test", data).unwrap();
+        self.publish_event(&event).await;
+        event
+    }
+
+    pub async fn publish_event(&self, event: &Event) {
+        for sub in chat::handlers::subscriptions() {
+            self.bus.declare(&sub).await.unwrap();
+        }
+        self.bus
+            .publish(&event.event_type, std::slice::from_ref(event))
+            .await
+            .unwrap();
+    }
+}
+
+/// Polls `check` until it gives `Some`, for up to `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sse {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl Sse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+}
+
+/// Reads a `text/event-stream` answer event by event (comments skipped).
+pub struct SseReader {
+    response: Response,
+    buffer: String,
+}
+
+impl SseReader {
+    pub async fn open(chat: &TestChat, room: &str, user: &TestUser, last_id: Option<&str>) -> Self {
+        let mut request = chat
+            .client
+            .get(chat.url(&format!("/v1/rooms/{room}/events")))
+            .bearer_auth(&user.token);
+        if let Some(id) = last_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` if none comes within `within` or the stream ends.
+    pub async fn next(&mut self, within: Duration) -> Option<Sse> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let normalized = self.buffer.replace("\r\n", "\n");
+            if let Some((frame, rest)) = normalized.split_once("\n\n") {
+                let (frame, rest) = (frame.to_owned(), rest.to_owned());
+                self.buffer = rest;
+                let mut sse = Sse {
+                    id: None,
+                    event: None,
+                    data: String::new(),
+                };
+                for line in frame.lines() {
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "id" => sse.id = Some(value.to_owned()),
+                        "event" => sse.event = Some(value.to_owned()),
+                        "data" => sse.data.push_str(value),
+                        _ => {}
+                    }
+                }
+                if sse.id.is_some() || !sse.data.is_empty() {
+                    return Some(sse);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}

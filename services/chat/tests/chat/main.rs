@@ -1,0 +1,12 @@
+//! chat, tested through its HTTP API and its events (in-process, on SQLite
+//! and PostgreSQL), and its archive command as a real child process.
+
+mod helpers;
+
+mod archive;
+mod bad_input;
+mod keys;
+mod messages;
+mod rooms;
+mod stream;
+mod worker;
