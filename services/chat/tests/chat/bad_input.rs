@@ -5,6 +5,16 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_chat, Backend};
 
+/// (method, path, authorization, content type, body, expected status)
+type Case = (
+    Method,
+    String,
+    Option<String>,
+    Option<&'static str>,
+    String,
+    StatusCode,
+);
+
 async fn every_endpoint_answers_bad_input_with_a_json_4xx(backend: Backend) {
     let chat = spawn_chat(backend).await;
     let alice = chat.user("alice");
@@ -15,15 +25,7 @@ async fn every_endpoint_answers_bad_input_with_a_json_4xx(backend: Backend) {
     let too_long = "x".repeat(4001);
     let bearer = format!("Bearer {}", alice.token);
 
-    // (method, path, authorization, content type, body, expected status)
-    let cases: Vec<(
-        Method,
-        String,
-        Option<String>,
-        Option<&str>,
-        String,
-        StatusCode,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::GET,
             "/v1/rooms".into(),
