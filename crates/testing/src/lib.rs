@@ -12,9 +12,11 @@ mod database;
 mod proxy;
 mod server;
 
+pub mod mail;
+
 pub use database::{Backend, TestDatabase};
 pub use proxy::TcpProxy;
-pub use server::ChildServer;
+pub use server::{free_port, ChildServer};
 
 /// The URL in `var`, when set. Without it the test is skipped with a printed
 /// reason, except in CI (`CI` set), where a missing server is a failure.

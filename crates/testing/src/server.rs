@@ -218,7 +218,8 @@ fn python_module(module: &str, package: &str) -> Option<()> {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on right now, for a server the test starts.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -1,7 +1,6 @@
 //! A notifier worker of the test's own, the bus it consumes, and the mail it sent.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dozen_bus::{Bus, BusSettings, Event, EventType};
 use dozen_runtime::config::{Env, FromEnv, Secret};
@@ -9,6 +8,7 @@ use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::LogSettings;
 use dozen_runtime::shutdown::Shutdown;
+pub use dozen_testing::mail::{maildir, mails_in, wait_for_mails};
 use dozen_testing::{Backend, ChildServer, TestDatabase};
 use notifier::{MailSettings, Settings, Worker};
 
@@ -89,70 +89,6 @@ impl TestNotifier {
             .publish(&event.event_type, std::slice::from_ref(event))
             .await
             .unwrap();
-    }
-}
-
-/// A mail the SMTP server kept: its headers and body.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub raw: String,
-}
-
-impl Received {
-    pub fn header(&self, name: &str) -> Option<String> {
-        let prefix = format!("{}:", name.to_ascii_lowercase());
-        self.raw
-            .lines()
-            .take_while(|line| !line.is_empty())
-            .find(|line| line.to_ascii_lowercase().starts_with(&prefix))
-            .map(|line| line[prefix.len()..].trim().to_owned())
-    }
-
-    pub fn body(&self) -> String {
-        self.raw
-            .split_once("\r\n\r\n")
-            .or_else(|| self.raw.split_once("\n\n"))
-            .map(|(_, body)| body.replace("\r\n", "\n"))
-            .unwrap_or_default()
-    }
-}
-
-/// Every mail in a Maildir (or a folder of `.eml` files).
-pub fn mails_in(folder: &Path) -> Vec<Received> {
-    let mut files: Vec<PathBuf> = ["new", "cur", ""]
-        .iter()
-        .filter_map(|sub| std::fs::read_dir(folder.join(sub)).ok())
-        .flatten()
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .map(|raw| Received { raw })
-        .collect()
-}
-
-/// The Maildir of an SMTP server started by the test.
-pub fn maildir(smtp: &ChildServer) -> PathBuf {
-    smtp.folder().join("mail")
-}
-
-/// Waits until `count` mails are in `folder`; fails after `within`.
-pub async fn wait_for_mails(folder: &Path, count: usize, within: Duration) -> Vec<Received> {
-    let deadline = Instant::now() + within;
-    loop {
-        let mails = mails_in(folder);
-        if mails.len() >= count {
-            return mails;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {count} mails arrived",
-            mails.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

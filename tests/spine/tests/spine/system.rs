@@ -1,0 +1,266 @@
+//! The whole system as processes: each service's real binary, migrated
+//! first, with its own database, one bus, and env vars as the only config.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use dozen_testing::{free_port, Backend, ChildServer, TestDatabase};
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use tokio::process::{Child, Command};
+
+/// Which backing services the system runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// SQLite databases and a SQLite bus: nothing to install.
+    Embedded,
+    /// A PostgreSQL database per service and a NATS server.
+    PostgresNats,
+}
+
+/// The service binaries, built by `cargo test --workspace` beside this test.
+fn binary(name: &str) -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let path = deps.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the services first (`cargo build --bins`, or `cargo test --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// One process type of one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Process {
+    Accounts,
+    ChatWeb,
+    ChatWorker,
+    Cards,
+    Notifier,
+}
+
+impl Process {
+    pub const ALL: [Process; 5] = [
+        Process::Accounts,
+        Process::ChatWeb,
+        Process::ChatWorker,
+        Process::Cards,
+        Process::Notifier,
+    ];
+
+    fn service(self) -> &'static str {
+        match self {
+            Process::Accounts => "accounts",
+            Process::ChatWeb | Process::ChatWorker => "chat",
+            Process::Cards => "cards",
+            Process::Notifier => "notifier",
+        }
+    }
+
+    fn command(self) -> &'static str {
+        match self {
+            Process::Accounts | Process::ChatWeb => "serve",
+            _ => "work",
+        }
+    }
+
+    fn log_name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
+pub struct System {
+    pub smtp: ChildServer,
+    folder: tempfile::TempDir,
+    env: HashMap<&'static str, HashMap<&'static str, String>>,
+    ports: HashMap<Process, u16>,
+    children: HashMap<Process, Child>,
+    _databases: Vec<TestDatabase>,
+    _nats: Option<ChildServer>,
+}
+
+impl System {
+    /// Starts every process on `stack`, each answering `/readyz`; `None` when a
+    /// server it needs is not here (a failure in CI).
+    pub async fn start(stack: Stack, cards_allow: &str) -> Option<Self> {
+        let smtp = ChildServer::smtp()?;
+        let folder = tempfile::tempdir().unwrap();
+        let mut databases = Vec::new();
+        let mut nats = None;
+        let mut database_url = HashMap::new();
+        let bus_url = match stack {
+            Stack::Embedded => {
+                for service in ["accounts", "chat", "cards", "notifier"] {
+                    let url = format!(
+                        "sqlite://{}",
+                        folder.path().join(format!("{service}.db")).display()
+                    );
+                    database_url.insert(service, url);
+                }
+                format!("sqlite://{}", folder.path().join("bus.db").display())
+            }
+            Stack::PostgresNats => {
+                let postgres = Backend::postgres()?;
+                let server = ChildServer::nats()?;
+                for service in ["accounts", "chat", "cards", "notifier"] {
+                    let database = TestDatabase::create(&postgres).await;
+                    database_url.insert(service, database.url.clone());
+                    databases.push(database);
+                }
+                let url = format!("nats://127.0.0.1:{}", server.port());
+                nats = Some(server);
+                url
+            }
+        };
+        let ports: HashMap<Process, u16> = Process::ALL.iter().map(|p| (*p, free_port())).collect();
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random())
+            .to_pkcs8_pem(Default::default())
+            .unwrap()
+            .to_string();
+        let common = |service: &'static str| {
+            HashMap::from([
+                ("DATABASE_URL", database_url[service].clone()),
+                ("BUS_URL", bus_url.clone()),
+                ("LOG_LEVEL", "info".to_owned()),
+                ("LOG_FORMAT", "json".to_owned()),
+            ])
+        };
+        let mut env = HashMap::new();
+        let mut accounts = common("accounts");
+        accounts.insert("JWT_PRIVATE_KEY", key);
+        env.insert("accounts", accounts);
+        let mut chat = common("chat");
+        chat.insert(
+            "JWKS_URL",
+            format!(
+                "http://127.0.0.1:{}/.well-known/jwks.json",
+                ports[&Process::Accounts]
+            ),
+        );
+        env.insert("chat", chat);
+        let mut cards = common("cards");
+        cards.insert("CARDS_ALLOW_ADDRESSES", cards_allow.to_owned());
+        env.insert("cards", cards);
+        let mut notifier = common("notifier");
+        notifier.insert("SMTP_URL", format!("smtp://127.0.0.1:{}", smtp.port()));
+        env.insert("notifier", notifier);
+
+        let mut system = Self {
+            smtp,
+            folder,
+            env,
+            ports,
+            children: HashMap::new(),
+            _databases: databases,
+            _nats: nats,
+        };
+        for service in ["accounts", "chat", "cards", "notifier"] {
+            system.release(service).await;
+        }
+        for process in Process::ALL {
+            system.spawn(process);
+        }
+        for process in Process::ALL {
+            system.wait_ready(process).await;
+        }
+        Some(system)
+    }
+
+    fn command(&self, process_service: &str, args: &[&str], log: &str) -> Command {
+        let mut command = Command::new(binary(process_service));
+        let logs = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.folder.path().join(format!("{log}.log")))
+            .unwrap();
+        command
+            .args(args)
+            .env_clear()
+            .envs(&self.env[process_service])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(logs.try_clone().unwrap()))
+            .stderr(Stdio::from(logs))
+            .kill_on_drop(true);
+        command
+    }
+
+    /// The release phase of one service; it must succeed.
+    async fn release(&self, service: &'static str) {
+        let status = self
+            .command(service, &["migrate"], &format!("{service}-migrate"))
+            .status()
+            .await
+            .unwrap();
+        assert!(
+            status.success(),
+            "{service} migrate failed:\n{}",
+            self.logs()
+        );
+    }
+
+    pub fn spawn(&mut self, process: Process) {
+        let mut command =
+            self.command(process.service(), &[process.command()], &process.log_name());
+        command.env("PORT", self.ports[&process].to_string());
+        self.children.insert(process, command.spawn().unwrap());
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    pub async fn kill(&mut self, process: Process) {
+        let mut child = self.children.remove(&process).unwrap();
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+
+    pub fn url(&self, process: Process, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports[&process])
+    }
+
+    pub async fn wait_ready(&self, process: Process) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = client.get(self.url(process, "/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{process:?} never became ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn maildir(&self) -> PathBuf {
+        dozen_testing::mail::maildir(&self.smtp)
+    }
+
+    /// The last lines of every process's log, for failure messages.
+    pub fn logs(&self) -> String {
+        tails(self.folder.path())
+    }
+}
+
+fn tails(folder: &Path) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {}\n", path.display()));
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
