@@ -109,19 +109,19 @@ mod tests {
         ] {
             let mut errors = FieldErrors::default();
             check_username(&mut errors, name);
-            assert_eq!(errors.0.is_empty(), ok, "{name}");
+            assert_eq!(errors.is_empty(), ok, "{name}");
         }
         let mut errors = FieldErrors::default();
         check_username(&mut errors, &"a".repeat(33));
-        assert!(!errors.0.is_empty());
+        assert!(!errors.is_empty());
     }
 
     #[test]
     fn passwords_are_counted_in_characters_not_bytes() {
         let mut errors = FieldErrors::default();
         check_password(&mut errors, &"é".repeat(10));
-        assert!(errors.0.is_empty());
+        assert!(errors.is_empty());
         check_password(&mut errors, &"x".repeat(129));
-        assert!(!errors.0.is_empty());
+        assert!(!errors.is_empty());
     }
 }

@@ -16,6 +16,10 @@ impl FieldErrors {
         self.0.entry(field).or_default().push(problem.into());
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// `Ok(())` when nothing was found; otherwise the 422 answer listing every field.
     pub fn into_result(self) -> Result<(), ApiError> {
         if self.0.is_empty() {
