@@ -71,7 +71,7 @@ enum Way {
 async fn rate(messages: i64, backend: &Backend, way: Way) -> anyhow::Result<f64> {
     let database = TestDatabase::create(backend).await;
     let db = connect_lazy(&DatabaseSettings {
-        url: database.url.parse()?,
+        url: database.url.parse().map_err(anyhow::Error::msg)?,
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
     })?;
