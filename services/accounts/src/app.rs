@@ -3,11 +3,9 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use axum::Router;
 use dozen_auth::Keys;
-use dozen_bus::{Backing, Outbox, Relay};
+use dozen_bus::{Backing, Outbox, Process, Work};
 use dozen_runtime::database::DatabaseError;
-use dozen_runtime::http::{service_router, HttpServer, Ops};
 use dozen_runtime::service_info;
 use dozen_runtime::shutdown::Shutdown;
 use sqlx::migrate::Migrator;
@@ -44,68 +42,45 @@ impl FromRef<AppState> for Keys {
 
 /// A bound, ready-to-run accounts web process.
 #[derive(Debug)]
-pub struct Application {
-    server: HttpServer,
-    app: Router,
-    db: AnyPool,
-    relay: Relay,
-    shutdown: Shutdown,
-}
+pub struct Application(Process);
 
 impl Application {
     /// Binds the port and wires everything; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let Backing {
-            db,
-            bus,
-            metrics,
-            readiness,
-        } = Backing::attach("accounts", &settings.database, &settings.bus, &shutdown).await?;
-        let info = service_info!("accounts").with_release_id(settings.http.release_id.clone());
+        let backing =
+            Backing::attach("accounts", &settings.database, &settings.bus, &shutdown).await?;
         let outbox = Outbox::new();
-        let relay = outbox.relay(db.clone(), bus);
+        let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
         let signer = Arc::new(settings.tokens);
         let state = AppState {
-            db: db.clone(),
+            db: backing.db.clone(),
             keys: Keys::fixed(signer.verifier()),
             signer,
-            passwords: Passwords::new(metrics.counter(
+            passwords: Passwords::new(backing.metrics.counter(
                 "password_checks",
                 "Password verifications, including the decoy ones for unknown users",
             )),
             outbox,
         };
-        let app = service_router(
-            crate::routes::router(state),
-            Ops::new(info, readiness, metrics),
-            &settings.http,
-        );
-        let server = HttpServer::bind(&settings.http).await?;
-        Ok(Self {
-            server,
-            app,
-            db,
-            relay,
-            shutdown,
-        })
+        let work = Work {
+            api: crate::routes::router(state),
+            relay: Some(relay),
+            consumers: Vec::new(),
+        };
+        let info = service_info!("accounts");
+        Ok(Self(
+            Process::bind(info, &settings.http, backing, work, shutdown).await?,
+        ))
     }
 
     pub fn port(&self) -> u16 {
-        self.server.port()
+        self.0.port()
     }
 
     /// Serves until shutdown and drains; then the relay flushes what the last
     /// requests committed, and the pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        // The relay stops only after the server has drained, so no event
-        // committed by an in-flight request is left behind for long.
-        let relay_stop = Shutdown::new();
-        let relay = tokio::spawn(self.relay.run(relay_stop.clone()));
-        let served = self.server.serve(self.app, self.shutdown).await;
-        relay_stop.trigger();
-        relay.await?;
-        self.db.close().await;
-        Ok(served?)
+        self.0.run_until_stopped().await
     }
 }
 

@@ -2,16 +2,13 @@
 //! stream, outbox relay) and the worker (directory and cards).
 
 use axum::extract::FromRef;
-use axum::Router;
 use dozen_auth::Keys;
-use dozen_bus::{typed, Backing, Consumer, Outbox, Relay};
+use dozen_bus::{typed, Backing, Consumer, Outbox, Process, Work};
 use dozen_runtime::database::DatabaseError;
-use dozen_runtime::http::{service_router, HttpServer, Ops};
 use dozen_runtime::service_info;
 use dozen_runtime::shutdown::Shutdown;
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
-use tokio::task::JoinSet;
 
 use crate::handlers;
 use crate::routes::events::Wake;
@@ -45,137 +42,84 @@ impl FromRef<AppState> for Keys {
 
 /// A bound, ready-to-run chat web process.
 #[derive(Debug)]
-pub struct Application {
-    server: HttpServer,
-    app: Router,
-    db: AnyPool,
-    relay: Relay,
-    shutdown: Shutdown,
-}
+pub struct Application(Process);
 
 impl Application {
     /// Binds the port and wires everything; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let Backing {
-            db,
-            bus,
-            metrics,
-            readiness,
-        } = Backing::attach("chat", &settings.database, &settings.bus, &shutdown).await?;
-        let info = service_info!("chat").with_release_id(settings.http.release_id.clone());
+        let backing = Backing::attach("chat", &settings.database, &settings.bus, &shutdown).await?;
         let outbox = Outbox::new();
-        let relay = outbox.relay(db.clone(), bus);
+        let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
         let state = AppState {
-            db: db.clone(),
+            db: backing.db.clone(),
             keys: settings.keys,
             outbox,
             wake: Wake::default(),
             shutdown: shutdown.clone(),
         };
-        let app = service_router(
-            crate::routes::router(state),
-            Ops::new(info, readiness, metrics),
-            &settings.http,
-        );
-        let server = HttpServer::bind(&settings.http).await?;
-        Ok(Self {
-            server,
-            app,
-            db,
-            relay,
-            shutdown,
-        })
+        let work = Work {
+            api: crate::routes::router(state),
+            relay: Some(relay),
+            consumers: Vec::new(),
+        };
+        let info = service_info!("chat");
+        Ok(Self(
+            Process::bind(info, &settings.http, backing, work, shutdown).await?,
+        ))
     }
 
     pub fn port(&self) -> u16 {
-        self.server.port()
+        self.0.port()
     }
 
-    /// Serves until shutdown and drains; then the relay flushes what the last
-    /// requests committed, and the pool closes.
+    /// Serves until shutdown and drains (live streams end at once); then the
+    /// relay flushes what the last requests committed, and the pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let relay_stop = Shutdown::new();
-        let relay = tokio::spawn(self.relay.run(relay_stop.clone()));
-        let served = self.server.serve(self.app, self.shutdown).await;
-        relay_stop.trigger();
-        relay.await?;
-        self.db.close().await;
-        Ok(served?)
+        self.0.run_until_stopped().await
     }
 }
 
 /// A bound, ready-to-run chat worker.
-pub struct Worker {
-    server: HttpServer,
-    ops: Router,
-    consumers: Vec<Consumer>,
-    db: AnyPool,
-    shutdown: Shutdown,
-}
-
-impl std::fmt::Debug for Worker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker")
-            .field("port", &self.server.port())
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub struct Worker(Process);
 
 impl Worker {
     pub async fn build(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let Backing {
-            db,
-            bus,
-            metrics,
-            readiness,
-        } = Backing::attach("chat", &settings.database, &settings.bus, &shutdown).await?;
-        let info = service_info!("chat").with_release_id(settings.http.release_id.clone());
+        let backing = Backing::attach("chat", &settings.database, &settings.bus, &shutdown).await?;
         let [directory, cards] = handlers::subscriptions();
+        let db = backing.db.clone();
         let consumers = vec![
-            Consumer::new(bus.clone(), directory, {
+            Consumer::new(backing.bus.clone(), directory, {
                 let db = db.clone();
                 typed(move |signed_up, _event| {
                     let db = db.clone();
                     async move { handlers::remember_user(&db, signed_up).await }
                 })
             }),
-            Consumer::new(bus, cards, {
-                let db = db.clone();
+            Consumer::new(backing.bus.clone(), cards, {
                 typed(move |created, event| {
                     let db = db.clone();
                     async move { handlers::attach_card(&db, created, &event).await }
                 })
             }),
         ];
-        let ops = service_router(
-            Router::new(),
-            Ops::new(info, readiness, metrics),
-            &settings.http,
-        );
-        let server = HttpServer::bind(&settings.http).await?;
-        Ok(Self {
-            server,
-            ops,
+        let work = Work {
             consumers,
-            db,
-            shutdown,
-        })
+            ..Work::default()
+        };
+        let info = service_info!("chat");
+        Ok(Self(
+            Process::bind(info, &settings.http, backing, work, shutdown).await?,
+        ))
     }
 
     pub fn port(&self) -> u16 {
-        self.server.port()
+        self.0.port()
     }
 
     /// Consumes until shutdown; the events in hand finish, then the pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let mut consumers = JoinSet::new();
-        for consumer in self.consumers {
-            consumers.spawn(consumer.run(self.shutdown.clone()));
-        }
-        let served = self.server.serve(self.ops, self.shutdown).await;
-        while consumers.join_next().await.is_some() {}
-        self.db.close().await;
-        Ok(served?)
+        self.0.run_until_stopped().await
     }
 }
 

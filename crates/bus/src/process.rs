@@ -1,0 +1,97 @@
+//! A service's long-running process, whatever its type: a web process (an
+//! API and an outbox relay) or a worker (consumers, perhaps a relay, and a
+//! port for health, readiness and metrics only). The order of its stop is
+//! the same for both, and lives here once.
+
+use axum::Router;
+use dozen_runtime::http::{service_router, HttpServer, HttpSettings, Ops};
+use dozen_runtime::shutdown::Shutdown;
+use dozen_runtime::ServiceInfo;
+use sqlx::AnyPool;
+use tokio::task::JoinSet;
+
+use crate::backing::Backing;
+use crate::consumer::Consumer;
+use crate::outbox::Relay;
+
+/// What a process does beyond the standard routes.
+#[derive(Debug, Default)]
+pub struct Work {
+    /// The service's own routes (none for a worker).
+    pub api: Router,
+    /// Publishes what the process commits to its outbox.
+    pub relay: Option<Relay>,
+    pub consumers: Vec<Consumer>,
+}
+
+/// A bound, ready-to-run process.
+pub struct Process {
+    server: HttpServer,
+    router: Router,
+    db: AnyPool,
+    work: Work,
+    shutdown: Shutdown,
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process")
+            .field("port", &self.server.port())
+            .field("consumers", &self.work.consumers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Process {
+    /// Binds `PORT` and wires `work` with the standard routes; connects to nothing yet.
+    pub async fn bind(
+        info: ServiceInfo,
+        http: &HttpSettings,
+        backing: Backing,
+        mut work: Work,
+        shutdown: Shutdown,
+    ) -> std::io::Result<Self> {
+        let info = info.with_release_id(http.release_id.clone());
+        let api = std::mem::take(&mut work.api);
+        let router = service_router(
+            api,
+            Ops::new(info, backing.readiness, backing.metrics),
+            http,
+        );
+        let server = HttpServer::bind(http).await?;
+        Ok(Self {
+            server,
+            router,
+            db: backing.db,
+            work,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Runs until shutdown, then stops in order: the server drains its
+    /// requests and the consumers settle the events in hand; then the relay
+    /// publishes what they committed, and the pool closes.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let relay_stop = Shutdown::new();
+        let relay = self
+            .work
+            .relay
+            .map(|relay| tokio::spawn(relay.run(relay_stop.clone())));
+        let mut consumers = JoinSet::new();
+        for consumer in self.work.consumers {
+            consumers.spawn(consumer.run(self.shutdown.clone()));
+        }
+        let served = self.server.serve(self.router, self.shutdown).await;
+        while consumers.join_next().await.is_some() {}
+        relay_stop.trigger();
+        if let Some(relay) = relay {
+            relay.await?;
+        }
+        self.db.close().await;
+        Ok(served?)
+    }
+}
