@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use dozen_runtime::database::{self, DatabaseError, DatabaseSettings};
+use dozen_runtime::database::{self, DatabaseError};
 use dozen_runtime::http::Readiness;
 use dozen_runtime::metrics::Metrics;
 use dozen_runtime::shutdown::Shutdown;
 use sqlx::AnyPool;
 
 use crate::backend::{Bus, BusError};
-use crate::settings::BusSettings;
+use crate::process::ProcessSettings;
 
 /// Why the backing services cannot be attached (a URL is unusable).
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +34,11 @@ pub struct Backing {
 impl Backing {
     pub async fn attach(
         service: &str,
-        database: &DatabaseSettings,
-        bus: &BusSettings,
+        settings: &ProcessSettings,
         shutdown: &Shutdown,
     ) -> Result<Self, BackingError> {
-        let db = database::connect_lazy(database)?;
-        let bus = crate::settings::connect(&bus.url).await?;
+        let db = database::connect_lazy(&settings.database)?;
+        let bus = crate::settings::connect(&settings.bus.url).await?;
         let metrics = Metrics::new();
         metrics.watch_pool(service, db.clone());
         let readiness = Readiness::new(shutdown.clone())

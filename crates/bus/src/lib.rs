@@ -68,7 +68,7 @@ pub use event::{DecodeError, Event, EventType};
 #[cfg(feature = "nats")]
 pub use nats::NatsBus;
 pub use outbox::{Outbox, Relay};
-pub use process::{Process, Work};
+pub use process::{Process, ProcessSettings, Work};
 pub use settings::{connect, BusSettings, BusUrl};
 #[cfg(feature = "sns-sqs")]
 pub use sns_sqs::{config_for_url as sns_sqs_config, SnsSqsBus};

@@ -4,7 +4,10 @@
 //! the same for both, and lives here once.
 
 use axum::Router;
+use dozen_runtime::config::{ConfigError, Env, FromEnv};
+use dozen_runtime::database::DatabaseSettings;
 use dozen_runtime::http::{service_router, HttpServer, HttpSettings, Ops};
+use dozen_runtime::logging::LogSettings;
 use dozen_runtime::shutdown::Shutdown;
 use dozen_runtime::ServiceInfo;
 use sqlx::AnyPool;
@@ -13,6 +16,28 @@ use tokio::task::JoinSet;
 use crate::backing::Backing;
 use crate::consumer::Consumer;
 use crate::outbox::Relay;
+use crate::settings::BusSettings;
+
+/// What every long-running process reads from the environment: how it logs,
+/// its port, its database and the bus. A service's settings add their own.
+#[derive(Debug)]
+pub struct ProcessSettings {
+    pub log: LogSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+}
+
+impl FromEnv for ProcessSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            log: LogSettings::from_env(env)?,
+            http: HttpSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+            bus: BusSettings::from_env(env)?,
+        })
+    }
+}
 
 /// What a process does beyond the standard routes.
 #[derive(Debug, Default)]

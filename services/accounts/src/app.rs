@@ -47,8 +47,7 @@ pub struct Application(Process);
 impl Application {
     /// Binds the port and wires everything; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing =
-            Backing::attach("accounts", &settings.database, &settings.bus, &shutdown).await?;
+        let backing = Backing::attach("accounts", &settings.process, &shutdown).await?;
         let outbox = Outbox::new();
         let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
         let signer = Arc::new(settings.tokens);
@@ -69,7 +68,7 @@ impl Application {
         };
         let info = service_info!("accounts");
         Ok(Self(
-            Process::bind(info, &settings.http, backing, work, shutdown).await?,
+            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
         ))
     }
 

@@ -2,31 +2,22 @@
 
 use std::time::Duration;
 
-use dozen_bus::BusSettings;
+use dozen_bus::ProcessSettings;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
-use dozen_runtime::database::DatabaseSettings;
-use dozen_runtime::http::HttpSettings;
-use dozen_runtime::logging::LogSettings;
 
 use crate::tokens::TokenSigner;
 
 /// Settings of the web process (`accounts serve`).
 #[derive(Debug)]
 pub struct Settings {
-    pub log: LogSettings,
-    pub http: HttpSettings,
-    pub database: DatabaseSettings,
-    pub bus: BusSettings,
+    pub process: ProcessSettings,
     pub tokens: TokenSigner,
 }
 
 impl FromEnv for Settings {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            log: LogSettings::from_env(env)?,
-            http: HttpSettings::from_env(env)?,
-            database: DatabaseSettings::from_env(env)?,
-            bus: BusSettings::from_env(env)?,
+            process: ProcessSettings::from_env(env)?,
             tokens: TokenSigner::from_env(env)?,
         })
     }

@@ -20,8 +20,7 @@ pub struct Worker(Process);
 
 impl Worker {
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing =
-            Backing::attach("cards", &settings.database, &settings.bus, &shutdown).await?;
+        let backing = Backing::attach("cards", &settings.process, &shutdown).await?;
         let outbox = Outbox::new();
         let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
         let ctx = Context {
@@ -45,7 +44,7 @@ impl Worker {
         };
         let info = service_info!("cards");
         Ok(Self(
-            Process::bind(info, &settings.http, backing, work, shutdown).await?,
+            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
         ))
     }
 

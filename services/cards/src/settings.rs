@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use dozen_bus::BusSettings;
+use dozen_bus::ProcessSettings;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
-use dozen_runtime::database::DatabaseSettings;
-use dozen_runtime::http::HttpSettings;
-use dozen_runtime::logging::LogSettings;
 
 use crate::fetch::{FetchLimits, Fetcher};
 use crate::guard::{AddressPolicy, Network};
@@ -14,20 +11,14 @@ use crate::guard::{AddressPolicy, Network};
 /// Settings of the worker process (`cards work`).
 #[derive(Debug)]
 pub struct Settings {
-    pub log: LogSettings,
-    pub http: HttpSettings,
-    pub database: DatabaseSettings,
-    pub bus: BusSettings,
+    pub process: ProcessSettings,
     pub fetcher: Fetcher,
 }
 
 impl FromEnv for Settings {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            log: LogSettings::from_env(env)?,
-            http: HttpSettings::from_env(env)?,
-            database: DatabaseSettings::from_env(env)?,
-            bus: BusSettings::from_env(env)?,
+            process: ProcessSettings::from_env(env)?,
             fetcher: Fetcher::from_env(env)?,
         })
     }

@@ -12,7 +12,8 @@ use sqlx::AnyPool;
 
 use crate::handlers;
 use crate::routes::events::Wake;
-use crate::settings::{Settings, WorkerSettings};
+use crate::settings::Settings;
+use crate::WorkerSettings;
 
 /// The schema, embedded in the binary; portable across SQLite and PostgreSQL.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
@@ -47,7 +48,7 @@ pub struct Application(Process);
 impl Application {
     /// Binds the port and wires everything; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing = Backing::attach("chat", &settings.database, &settings.bus, &shutdown).await?;
+        let backing = Backing::attach("chat", &settings.process, &shutdown).await?;
         let outbox = Outbox::new();
         let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
         let state = AppState {
@@ -64,7 +65,7 @@ impl Application {
         };
         let info = service_info!("chat");
         Ok(Self(
-            Process::bind(info, &settings.http, backing, work, shutdown).await?,
+            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
         ))
     }
 
@@ -85,7 +86,7 @@ pub struct Worker(Process);
 
 impl Worker {
     pub async fn build(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing = Backing::attach("chat", &settings.database, &settings.bus, &shutdown).await?;
+        let backing = Backing::attach("chat", &settings, &shutdown).await?;
         let [directory, cards] = handlers::subscriptions();
         let db = backing.db.clone();
         let consumers = vec![

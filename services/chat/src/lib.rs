@@ -15,6 +15,8 @@ mod routes;
 mod store;
 
 pub use app::{migrate, AppState, Application, Worker};
+/// `chat work` needs only what every process needs.
+pub use dozen_bus::ProcessSettings as WorkerSettings;
 pub use dozen_runtime::database::MigrateSettings;
 pub use routes::router;
-pub use settings::{ArchiveSettings, Settings, WorkerSettings};
+pub use settings::{ArchiveSettings, Settings};

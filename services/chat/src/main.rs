@@ -72,7 +72,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);
+    let shutdown = dozen_runtime::command::start(SERVICE, &settings.process.log);
     let app = Application::build(settings, shutdown).await?;
     app.run_until_stopped().await?;
     tracing::info!("stopped");

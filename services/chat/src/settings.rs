@@ -1,50 +1,23 @@
 //! Everything chat reads from the environment, checked at start.
 
 use dozen_auth::{JwkSet, Keys, TokenVerifier};
-use dozen_bus::BusSettings;
+use dozen_bus::ProcessSettings;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
 use dozen_runtime::database::DatabaseSettings;
-use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::LogSettings;
 
 /// Settings of the web process (`chat serve`).
 #[derive(Debug)]
 pub struct Settings {
-    pub log: LogSettings,
-    pub http: HttpSettings,
-    pub database: DatabaseSettings,
-    pub bus: BusSettings,
+    pub process: ProcessSettings,
     pub keys: Keys,
 }
 
 impl FromEnv for Settings {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            log: LogSettings::from_env(env)?,
-            http: HttpSettings::from_env(env)?,
-            database: DatabaseSettings::from_env(env)?,
-            bus: BusSettings::from_env(env)?,
+            process: ProcessSettings::from_env(env)?,
             keys: keys_from_env(env)?,
-        })
-    }
-}
-
-/// Settings of the worker process (`chat work`): no keys, it serves no API.
-#[derive(Debug)]
-pub struct WorkerSettings {
-    pub log: LogSettings,
-    pub http: HttpSettings,
-    pub database: DatabaseSettings,
-    pub bus: BusSettings,
-}
-
-impl FromEnv for WorkerSettings {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            log: LogSettings::from_env(env)?,
-            http: HttpSettings::from_env(env)?,
-            database: DatabaseSettings::from_env(env)?,
-            bus: BusSettings::from_env(env)?,
         })
     }
 }

@@ -24,8 +24,7 @@ pub struct Worker(Process);
 impl Worker {
     /// Binds the ops port and wires the consumers; connects to nothing yet.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let mut backing =
-            Backing::attach("notifier", &settings.database, &settings.bus, &shutdown).await?;
+        let mut backing = Backing::attach("notifier", &settings.process, &shutdown).await?;
         let mailer = Arc::new(Mailer::new(&settings.mail)?);
         backing.readiness =
             backing
@@ -67,7 +66,7 @@ impl Worker {
         };
         let info = service_info!("notifier");
         Ok(Self(
-            Process::bind(info, &settings.http, backing, work, shutdown).await?,
+            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
         ))
     }
 

@@ -70,7 +70,7 @@ async fn main() -> ExitCode {
 }
 
 async fn work(settings: Settings) -> anyhow::Result<()> {
-    let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);
+    let shutdown = dozen_runtime::command::start(SERVICE, &settings.process.log);
     let worker = Worker::build(settings, shutdown).await?;
     worker.run_until_stopped().await?;
     tracing::info!("stopped");

@@ -1,9 +1,8 @@
 //! Everything notifier reads from the environment, checked at start.
 
-use dozen_bus::BusSettings;
+use dozen_bus::ProcessSettings;
 use dozen_runtime::config::{ConfigError, Env, FromEnv, Secret};
 use dozen_runtime::database::DatabaseSettings;
-use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::LogSettings;
 
 /// Where mail goes, and whom it is from.
@@ -40,20 +39,14 @@ impl FromEnv for MailSettings {
 /// Settings of the worker process (`notifier work`): its ops port, database, bus and mail.
 #[derive(Debug)]
 pub struct Settings {
-    pub log: LogSettings,
-    pub http: HttpSettings,
-    pub database: DatabaseSettings,
-    pub bus: BusSettings,
+    pub process: ProcessSettings,
     pub mail: MailSettings,
 }
 
 impl FromEnv for Settings {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            log: LogSettings::from_env(env)?,
-            http: HttpSettings::from_env(env)?,
-            database: DatabaseSettings::from_env(env)?,
-            bus: BusSettings::from_env(env)?,
+            process: ProcessSettings::from_env(env)?,
             mail: MailSettings::from_env(env)?,
         })
     }

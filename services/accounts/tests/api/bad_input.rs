@@ -96,7 +96,7 @@ async fn unknown_routes_and_methods_answer_404_and_405_with_the_error_body() {
 #[tokio::test]
 async fn a_request_slower_than_the_timeout_is_cut_with_the_error_body() {
     let app = spawn_app_with(Backend::Sqlite, |settings| {
-        settings.http.request_timeout = Duration::from_millis(300);
+        settings.process.http.request_timeout = Duration::from_millis(300);
     })
     .await;
     // Send the headers and half the body, then stall past the timeout.

@@ -41,7 +41,7 @@ async fn signing_up_publishes_user_signed_up_once_and_a_refused_signup_nothing(b
     let on_postgres = matches!(backend, Backend::Postgres(_));
     let app = spawn_app_with(backend, |settings| {
         if on_postgres {
-            settings.bus.url = settings.database.url.expose().parse().unwrap();
+            settings.process.bus.url = settings.process.database.url.expose().parse().unwrap();
         }
     })
     .await;
@@ -138,7 +138,7 @@ impl Outage<'_> {
 /// the broker is back.
 async fn a_signup_reaches_a_subscriber_on(bus_url: String, outage: Option<Outage<'_>>) {
     let app = spawn_app_with(Backend::Sqlite, |settings| {
-        settings.bus.url = bus_url.parse().unwrap();
+        settings.process.bus.url = bus_url.parse().unwrap();
     })
     .await;
     let bus = app.bus().await;

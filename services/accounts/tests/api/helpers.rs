@@ -6,7 +6,7 @@ use accounts::tokens::TokenSigner;
 use std::sync::Arc;
 
 use accounts::{Application, Settings};
-use dozen_bus::{Bus, BusSettings};
+use dozen_bus::{Bus, BusSettings, ProcessSettings};
 use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::{LogFormat, LogSettings};
@@ -28,18 +28,20 @@ pub fn new_signing_key_pem() -> String {
 /// Settings for an in-process app: loopback, port 0, the test's own database.
 pub fn test_settings(database_url: &str, bus_url: &str, key_pem: &str) -> Settings {
     Settings {
-        log: LogSettings {
-            format: LogFormat::Json,
-            filter: "warn".into(),
-        },
-        http: HttpSettings::local(),
-        database: DatabaseSettings {
-            url: database_url.parse().expect("database URL"),
-            max_connections: 5,
-            acquire_timeout: Duration::from_secs(5),
-        },
-        bus: BusSettings {
-            url: bus_url.parse().expect("bus URL"),
+        process: ProcessSettings {
+            log: LogSettings {
+                format: LogFormat::Json,
+                filter: "warn".into(),
+            },
+            http: HttpSettings::local(),
+            database: DatabaseSettings {
+                url: database_url.parse().expect("database URL"),
+                max_connections: 5,
+                acquire_timeout: Duration::from_secs(5),
+            },
+            bus: BusSettings {
+                url: bus_url.parse().expect("bus URL"),
+            },
         },
         tokens: TokenSigner::new(
             key_pem,
@@ -87,7 +89,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
 pub async fn spawn_app_on_unreachable_database() -> TestApp {
     let database = TestDatabase::at("postgres://dozen@127.0.0.1:1/nothing");
     start(database, |settings| {
-        settings.database.acquire_timeout = Duration::from_millis(500);
+        settings.process.database.acquire_timeout = Duration::from_millis(500);
     })
     .await
 }
@@ -98,7 +100,7 @@ async fn start(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Te
     let bus_database = TestDatabase::create(&Backend::Sqlite).await;
     let mut settings = test_settings(&database.url, &bus_database.url, &key_pem);
     adjust(&mut settings);
-    let bus_url = settings.bus.url.expose().to_owned();
+    let bus_url = settings.process.bus.url.expose().to_owned();
     let shutdown = Shutdown::new();
     let app = Application::build(settings, shutdown.clone())
         .await

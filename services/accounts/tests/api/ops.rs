@@ -39,7 +39,7 @@ async fn readiness_answers_503_while_the_database_is_unreachable_and_liveness_20
 #[tokio::test]
 async fn liveness_names_the_service_its_version_commit_and_release() {
     let app = spawn_app_with(Backend::Sqlite, |settings| {
-        settings.http.release_id = Some("v42".into());
+        settings.process.http.release_id = Some("v42".into());
     })
     .await;
     let body: Value = app.get_json("/healthz").await;

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use cards::fetch::{FetchLimits, Fetcher};
 use cards::guard::AddressPolicy;
 use cards::{Settings, Worker};
-use dozen_bus::{Bus, BusSettings, Delivery, Event, EventType, Subscription, TraceParent};
+use dozen_bus::{
+    Bus, BusSettings, Delivery, Event, EventType, ProcessSettings, Subscription, TraceParent,
+};
 use dozen_events::{CardCreated, MessageSent};
 use dozen_runtime::config::{Env, FromEnv};
 use dozen_runtime::database::{self, DatabaseSettings};
@@ -42,11 +44,13 @@ async fn spawn_cards() -> TestCards {
         .unwrap();
     let env = Env::from_pairs([("PORT", "0")]);
     let settings = Settings {
-        log: LogSettings::from_env(&env).unwrap(),
-        http: HttpSettings::from_env(&env).unwrap(),
-        database: database_settings,
-        bus: BusSettings {
-            url: bus_database.url.parse().unwrap(),
+        process: ProcessSettings {
+            log: LogSettings::from_env(&env).unwrap(),
+            http: HttpSettings::from_env(&env).unwrap(),
+            database: database_settings,
+            bus: BusSettings {
+                url: bus_database.url.parse().unwrap(),
+            },
         },
         fetcher: Fetcher::new(
             AddressPolicy::allowing(vec!["127.0.0.1".parse().unwrap()]),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use accounts::tokens::TokenSigner;
 use chat::{Application, Settings, Worker, WorkerSettings};
 use dozen_auth::Keys;
-use dozen_bus::{Bus, BusSettings, Event, EventType};
+use dozen_bus::{Bus, BusSettings, Event, EventType, ProcessSettings};
 use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::{LogFormat, LogSettings};
@@ -92,10 +92,12 @@ pub async fn spawn_chat_with_keys(
     let shutdown = Shutdown::new();
     let app = Application::build(
         Settings {
-            log: log(),
-            http: HttpSettings::local(),
-            database: database_settings(&database.url),
-            bus: bus_settings(),
+            process: ProcessSettings {
+                log: log(),
+                http: HttpSettings::local(),
+                database: database_settings(&database.url),
+                bus: bus_settings(),
+            },
             keys: keys(&signer),
         },
         shutdown.clone(),

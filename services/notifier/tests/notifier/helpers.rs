@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dozen_bus::{Bus, BusSettings, Event, EventType};
+use dozen_bus::{Bus, BusSettings, Event, EventType, ProcessSettings};
 use dozen_runtime::config::{Env, FromEnv, Secret};
 use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
@@ -47,11 +47,13 @@ pub async fn spawn_notifier(smtp_url: &str) -> TestNotifier {
     notifier::migrate(&db).await.unwrap();
     let env = Env::from_pairs([("PORT", "0")]);
     let settings = Settings {
-        log: LogSettings::from_env(&env).unwrap(),
-        http: HttpSettings::from_env(&env).unwrap(),
-        database: database_settings,
-        bus: BusSettings {
-            url: bus_database.url.parse().unwrap(),
+        process: ProcessSettings {
+            log: LogSettings::from_env(&env).unwrap(),
+            http: HttpSettings::from_env(&env).unwrap(),
+            database: database_settings,
+            bus: BusSettings {
+                url: bus_database.url.parse().unwrap(),
+            },
         },
         mail: mail_settings(smtp_url),
     };
