@@ -93,6 +93,23 @@ impl Process {
         })
     }
 
+    /// `<service> serve` or `work`: logs and signal handling set up, then the
+    /// process `build` makes runs until stopped.
+    pub async fn run<F, Fut>(
+        service: &'static str,
+        log: &LogSettings,
+        build: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnOnce(Shutdown) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Process>>,
+    {
+        let shutdown = dozen_runtime::command::start(service, log);
+        build(shutdown).await?.run_until_stopped().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
     pub fn port(&self) -> u16 {
         self.server.port()
     }

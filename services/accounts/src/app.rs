@@ -40,47 +40,29 @@ impl FromRef<AppState> for Keys {
     }
 }
 
-/// A bound, ready-to-run accounts web process.
-#[derive(Debug)]
-pub struct Application(Process);
-
-impl Application {
-    /// Binds the port and wires everything; connects to nothing yet.
-    pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing = Backing::attach("accounts", &settings.process, &shutdown).await?;
-        let outbox = Outbox::new();
-        let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
-        let signer = Arc::new(settings.tokens);
-        let state = AppState {
-            db: backing.db.clone(),
-            keys: Keys::fixed(signer.verifier()),
-            signer,
-            passwords: Passwords::new(backing.metrics.counter(
-                "password_checks",
-                "Password verifications, including the decoy ones for unknown users",
-            )),
-            outbox,
-        };
-        let work = Work {
-            api: crate::routes::router(state),
-            relay: Some(relay),
-            consumers: Vec::new(),
-        };
-        let info = service_info!("accounts");
-        Ok(Self(
-            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Serves until shutdown and drains; then the relay flushes what the last
-    /// requests committed, and the pool closes.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
-    }
+/// The web process (`accounts serve`), bound and wired; connects to nothing yet.
+pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Process> {
+    let backing = Backing::attach("accounts", &settings.process, &shutdown).await?;
+    let outbox = Outbox::new();
+    let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
+    let signer = Arc::new(settings.tokens);
+    let state = AppState {
+        db: backing.db.clone(),
+        keys: Keys::fixed(signer.verifier()),
+        signer,
+        passwords: Passwords::new(backing.metrics.counter(
+            "password_checks",
+            "Password verifications, including the decoy ones for unknown users",
+        )),
+        outbox,
+    };
+    let work = Work {
+        api: crate::routes::router(state),
+        relay: Some(relay),
+        consumers: Vec::new(),
+    };
+    let info = service_info!("accounts");
+    Ok(Process::bind(info, &settings.process.http, backing, work, shutdown).await?)
 }
 
 /// The release phase: applies the embedded migrations and creates the

@@ -12,7 +12,7 @@ mod routes;
 mod store;
 mod validation;
 
-pub use app::{migrate, AppState, Application};
+pub use app::{migrate, web, AppState};
 pub use dozen_runtime::database::MigrateSettings;
 pub use routes::router;
 pub use settings::Settings;

@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
-use accounts::{Application, MigrateSettings, Settings};
+use accounts::{MigrateSettings, Settings};
 use clap::{Parser, Subcommand};
+use dozen_bus::Process;
 use dozen_runtime::config::{load_or_exit, Env};
 
 const SERVICE: &str = "accounts";
@@ -36,11 +37,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let shutdown = dozen_runtime::command::start(SERVICE, &settings.process.log);
-    let app = Application::build(settings, shutdown).await?;
-    app.run_until_stopped().await?;
-    tracing::info!("stopped");
-    Ok(())
+    let log = settings.process.log.clone();
+    Process::run(SERVICE, &log, |shutdown| accounts::web(settings, shutdown)).await
 }
 
 async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {

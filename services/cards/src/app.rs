@@ -14,49 +14,32 @@ use crate::settings::Settings;
 /// The schema, embedded in the binary; portable across SQLite and PostgreSQL.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// A bound, ready-to-run cards worker.
-#[derive(Debug)]
-pub struct Worker(Process);
-
-impl Worker {
-    pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing = Backing::attach("cards", &settings.process, &shutdown).await?;
-        let outbox = Outbox::new();
-        let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
-        let ctx = Context {
-            db: backing.db.clone(),
-            fetcher: settings.fetcher,
-            outbox,
-            locks: Default::default(),
-        };
-        let consumer = Consumer::new(
-            backing.bus.clone(),
-            previews::subscription(),
-            typed(move |sent, event| {
-                let ctx = ctx.clone();
-                async move { previews::previews(&ctx, sent, &event).await }
-            }),
-        );
-        let work = Work {
-            relay: Some(relay),
-            consumers: vec![consumer],
-            ..Work::default()
-        };
-        let info = service_info!("cards");
-        Ok(Self(
-            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Consumes until shutdown; the events in hand finish, then the relay
-    /// publishes what they committed, and the pool closes.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
-    }
+/// The worker process (`cards work`), bound and wired; connects to nothing yet.
+pub async fn worker(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Process> {
+    let backing = Backing::attach("cards", &settings.process, &shutdown).await?;
+    let outbox = Outbox::new();
+    let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
+    let ctx = Context {
+        db: backing.db.clone(),
+        fetcher: settings.fetcher,
+        outbox,
+        locks: Default::default(),
+    };
+    let consumer = Consumer::new(
+        backing.bus.clone(),
+        previews::subscription(),
+        typed(move |sent, event| {
+            let ctx = ctx.clone();
+            async move { previews::previews(&ctx, sent, &event).await }
+        }),
+    );
+    let work = Work {
+        relay: Some(relay),
+        consumers: vec![consumer],
+        ..Work::default()
+    };
+    let info = service_info!("cards");
+    Ok(Process::bind(info, &settings.process.http, backing, work, shutdown).await?)
 }
 
 /// The release phase: the link cache, and the outbox and inbox tables.

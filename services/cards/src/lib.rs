@@ -9,6 +9,6 @@ pub mod parse;
 pub mod previews;
 pub mod settings;
 
-pub use app::{migrate, Worker};
+pub use app::{migrate, worker};
 pub use dozen_runtime::database::MigrateSettings;
 pub use settings::Settings;

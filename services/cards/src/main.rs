@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
-use cards::{MigrateSettings, Settings, Worker};
+use cards::{MigrateSettings, Settings};
 use clap::{Parser, Subcommand};
+use dozen_bus::Process;
 use dozen_runtime::config::{load_or_exit, Env};
 
 const SERVICE: &str = "cards";
@@ -37,11 +38,8 @@ async fn main() -> ExitCode {
 }
 
 async fn work(settings: Settings) -> anyhow::Result<()> {
-    let shutdown = dozen_runtime::command::start(SERVICE, &settings.process.log);
-    let worker = Worker::build(settings, shutdown).await?;
-    worker.run_until_stopped().await?;
-    tracing::info!("stopped");
-    Ok(())
+    let log = settings.process.log.clone();
+    Process::run(SERVICE, &log, |shutdown| cards::worker(settings, shutdown)).await
 }
 
 async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {

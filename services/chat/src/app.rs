@@ -41,87 +41,54 @@ impl FromRef<AppState> for Keys {
     }
 }
 
-/// A bound, ready-to-run chat web process.
-#[derive(Debug)]
-pub struct Application(Process);
-
-impl Application {
-    /// Binds the port and wires everything; connects to nothing yet.
-    pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing = Backing::attach("chat", &settings.process, &shutdown).await?;
-        let outbox = Outbox::new();
-        let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
-        let state = AppState {
-            db: backing.db.clone(),
-            keys: settings.keys,
-            outbox,
-            wake: Wake::default(),
-            shutdown: shutdown.clone(),
-        };
-        let work = Work {
-            api: crate::routes::router(state),
-            relay: Some(relay),
-            consumers: Vec::new(),
-        };
-        let info = service_info!("chat");
-        Ok(Self(
-            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Serves until shutdown and drains (live streams end at once); then the
-    /// relay flushes what the last requests committed, and the pool closes.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
-    }
+/// The web process (`chat serve`), bound and wired; connects to nothing yet.
+/// Its live streams end as soon as the drain starts.
+pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Process> {
+    let backing = Backing::attach("chat", &settings.process, &shutdown).await?;
+    let outbox = Outbox::new();
+    let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
+    let state = AppState {
+        db: backing.db.clone(),
+        keys: settings.keys,
+        outbox,
+        wake: Wake::default(),
+        shutdown: shutdown.clone(),
+    };
+    let work = Work {
+        api: crate::routes::router(state),
+        relay: Some(relay),
+        consumers: Vec::new(),
+    };
+    let info = service_info!("chat");
+    Ok(Process::bind(info, &settings.process.http, backing, work, shutdown).await?)
 }
 
-/// A bound, ready-to-run chat worker.
-#[derive(Debug)]
-pub struct Worker(Process);
-
-impl Worker {
-    pub async fn build(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let backing = Backing::attach("chat", &settings, &shutdown).await?;
-        let [directory, cards] = handlers::subscriptions();
-        let db = backing.db.clone();
-        let consumers = vec![
-            Consumer::new(backing.bus.clone(), directory, {
+/// The worker process (`chat work`), bound and wired; connects to nothing yet.
+pub async fn worker(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<Process> {
+    let backing = Backing::attach("chat", &settings, &shutdown).await?;
+    let [directory, cards] = handlers::subscriptions();
+    let db = backing.db.clone();
+    let consumers = vec![
+        Consumer::new(backing.bus.clone(), directory, {
+            let db = db.clone();
+            typed(move |signed_up, _event| {
                 let db = db.clone();
-                typed(move |signed_up, _event| {
-                    let db = db.clone();
-                    async move { handlers::remember_user(&db, signed_up).await }
-                })
-            }),
-            Consumer::new(backing.bus.clone(), cards, {
-                typed(move |created, event| {
-                    let db = db.clone();
-                    async move { handlers::attach_card(&db, created, &event).await }
-                })
-            }),
-        ];
-        let work = Work {
-            consumers,
-            ..Work::default()
-        };
-        let info = service_info!("chat");
-        Ok(Self(
-            Process::bind(info, &settings.http, backing, work, shutdown).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Consumes until shutdown; the events in hand finish, then the pool closes.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
-    }
+                async move { handlers::remember_user(&db, signed_up).await }
+            })
+        }),
+        Consumer::new(backing.bus.clone(), cards, {
+            typed(move |created, event| {
+                let db = db.clone();
+                async move { handlers::attach_card(&db, created, &event).await }
+            })
+        }),
+    ];
+    let work = Work {
+        consumers,
+        ..Work::default()
+    };
+    let info = service_info!("chat");
+    Ok(Process::bind(info, &settings.http, backing, work, shutdown).await?)
 }
 
 /// The release phase: chat's tables, and the outbox and inbox tables.

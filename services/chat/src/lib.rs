@@ -14,7 +14,7 @@ pub mod text;
 mod routes;
 mod store;
 
-pub use app::{migrate, AppState, Application, Worker};
+pub use app::{migrate, web, worker, AppState};
 /// `chat work` needs only what every process needs.
 pub use dozen_bus::ProcessSettings as WorkerSettings;
 pub use dozen_runtime::database::MigrateSettings;

@@ -2,8 +2,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chat::archive::{self, Destination, Plan};
-use chat::{Application, ArchiveSettings, MigrateSettings, Settings, Worker, WorkerSettings};
+use chat::{ArchiveSettings, MigrateSettings, Settings, WorkerSettings};
 use clap::{Parser, Subcommand};
+use dozen_bus::Process;
 use dozen_runtime::config::{load_or_exit, Env};
 
 const SERVICE: &str = "chat";
@@ -72,19 +73,13 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let shutdown = dozen_runtime::command::start(SERVICE, &settings.process.log);
-    let app = Application::build(settings, shutdown).await?;
-    app.run_until_stopped().await?;
-    tracing::info!("stopped");
-    Ok(())
+    let log = settings.process.log.clone();
+    Process::run(SERVICE, &log, |shutdown| chat::web(settings, shutdown)).await
 }
 
 async fn work(settings: WorkerSettings) -> anyhow::Result<()> {
-    let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);
-    let worker = Worker::build(settings, shutdown).await?;
-    worker.run_until_stopped().await?;
-    tracing::info!("stopped");
-    Ok(())
+    let log = settings.log.clone();
+    Process::run(SERVICE, &log, |shutdown| chat::worker(settings, shutdown)).await
 }
 
 async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {

@@ -17,68 +17,49 @@ use crate::settings::Settings;
 /// The schema, embedded in the binary; portable across SQLite and PostgreSQL.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// A bound, ready-to-run notifier worker.
-#[derive(Debug)]
-pub struct Worker(Process);
-
-impl Worker {
-    /// Binds the ops port and wires the consumers; connects to nothing yet.
-    pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let mut backing = Backing::attach("notifier", &settings.process, &shutdown).await?;
-        let mailer = Arc::new(Mailer::new(&settings.mail)?);
-        backing.readiness =
-            backing
-                .readiness
-                .with_ping("mail", mailer.clone(), |mailer| async move {
-                    mailer.ping().await
-                });
-        let ctx = Context {
-            db: backing.db.clone(),
-            mailer,
-        };
-        let [welcome, mentions, cards] = handlers::subscriptions();
-        let consumers = vec![
-            Consumer::new(backing.bus.clone(), welcome, {
+/// The worker process (`notifier work`), bound and wired; connects to nothing yet.
+pub async fn worker(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Process> {
+    let mut backing = Backing::attach("notifier", &settings.process, &shutdown).await?;
+    let mailer = Arc::new(Mailer::new(&settings.mail)?);
+    backing.readiness = backing
+        .readiness
+        .with_ping("mail", mailer.clone(), |mailer| async move {
+            mailer.ping().await
+        });
+    let ctx = Context {
+        db: backing.db.clone(),
+        mailer,
+    };
+    let [welcome, mentions, cards] = handlers::subscriptions();
+    let consumers = vec![
+        Consumer::new(backing.bus.clone(), welcome, {
+            let ctx = ctx.clone();
+            typed(move |data, event| {
                 let ctx = ctx.clone();
-                typed(move |data, event| {
-                    let ctx = ctx.clone();
-                    async move { handlers::welcome(&ctx, data, &event).await }
-                })
-            }),
-            Consumer::new(backing.bus.clone(), mentions, {
+                async move { handlers::welcome(&ctx, data, &event).await }
+            })
+        }),
+        Consumer::new(backing.bus.clone(), mentions, {
+            let ctx = ctx.clone();
+            typed(move |data, event| {
                 let ctx = ctx.clone();
-                typed(move |data, event| {
-                    let ctx = ctx.clone();
-                    async move { handlers::mentions(&ctx, data, &event).await }
-                })
-            }),
-            Consumer::new(backing.bus.clone(), cards, {
+                async move { handlers::mentions(&ctx, data, &event).await }
+            })
+        }),
+        Consumer::new(backing.bus.clone(), cards, {
+            let ctx = ctx.clone();
+            typed(move |data, event| {
                 let ctx = ctx.clone();
-                typed(move |data, event| {
-                    let ctx = ctx.clone();
-                    async move { handlers::card(&ctx, data, &event).await }
-                })
-            }),
-        ];
-        let work = Work {
-            consumers,
-            ..Work::default()
-        };
-        let info = service_info!("notifier");
-        Ok(Self(
-            Process::bind(info, &settings.process.http, backing, work, shutdown).await?,
-        ))
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    /// Consumes until shutdown; then lets the events in hand finish (each
-    /// mail in flight is sent and recorded once), and closes the pool.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.0.run_until_stopped().await
-    }
+                async move { handlers::card(&ctx, data, &event).await }
+            })
+        }),
+    ];
+    let work = Work {
+        consumers,
+        ..Work::default()
+    };
+    let info = service_info!("notifier");
+    Ok(Process::bind(info, &settings.process.http, backing, work, shutdown).await?)
 }
 
 /// The release phase: applies the embedded migrations and creates the inbox tables.

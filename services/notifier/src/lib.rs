@@ -9,6 +9,6 @@ pub mod report;
 pub mod settings;
 pub mod store;
 
-pub use app::{migrate, Worker};
+pub use app::{migrate, worker};
 pub use dozen_runtime::database::MigrateSettings;
 pub use settings::{MailSettings, ReportSettings, Settings};

@@ -3,12 +3,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dozen_bus::Process;
 use dozen_runtime::config::{load_or_exit, Env};
 use dozen_runtime::database;
 use dozen_runtime::logging;
 use notifier::mail::Mailer;
 use notifier::report::Report;
-use notifier::{MigrateSettings, ReportSettings, Settings, Worker};
+use notifier::{MigrateSettings, ReportSettings, Settings};
 
 const SERVICE: &str = "notifier";
 
@@ -70,11 +71,11 @@ async fn main() -> ExitCode {
 }
 
 async fn work(settings: Settings) -> anyhow::Result<()> {
-    let shutdown = dozen_runtime::command::start(SERVICE, &settings.process.log);
-    let worker = Worker::build(settings, shutdown).await?;
-    worker.run_until_stopped().await?;
-    tracing::info!("stopped");
-    Ok(())
+    let log = settings.process.log.clone();
+    Process::run(SERVICE, &log, |shutdown| {
+        notifier::worker(settings, shutdown)
+    })
+    .await
 }
 
 async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {

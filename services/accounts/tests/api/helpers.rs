@@ -5,7 +5,7 @@ use std::time::Duration;
 use accounts::tokens::TokenSigner;
 use std::sync::Arc;
 
-use accounts::{Application, Settings};
+use accounts::Settings;
 use dozen_bus::{Bus, BusSettings, ProcessSettings};
 use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
@@ -102,7 +102,7 @@ async fn start(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Te
     adjust(&mut settings);
     let bus_url = settings.process.bus.url.expose().to_owned();
     let shutdown = Shutdown::new();
-    let app = Application::build(settings, shutdown.clone())
+    let app = accounts::web(settings, shutdown.clone())
         .await
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use cards::fetch::{FetchLimits, Fetcher};
 use cards::guard::AddressPolicy;
-use cards::{Settings, Worker};
+use cards::Settings;
 use dozen_bus::{
     Bus, BusSettings, Delivery, Event, EventType, ProcessSettings, Subscription, TraceParent,
 };
@@ -61,7 +61,7 @@ async fn spawn_cards() -> TestCards {
         ),
     };
     let shutdown = Shutdown::new();
-    let worker = Worker::build(settings, shutdown.clone()).await.unwrap();
+    let worker = cards::worker(settings, shutdown.clone()).await.unwrap();
     tokio::spawn(worker.run_until_stopped());
     let bus = dozen_bus::connect(&bus_database.url.parse().unwrap())
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accounts::tokens::TokenSigner;
-use chat::{Application, Settings, Worker, WorkerSettings};
+use chat::{Settings, WorkerSettings};
 use dozen_auth::Keys;
 use dozen_bus::{Bus, BusSettings, Event, EventType, ProcessSettings};
 use dozen_runtime::database::{self, DatabaseSettings};
@@ -90,7 +90,7 @@ pub async fn spawn_chat_with_keys(
         url: bus_database.url.parse().unwrap(),
     };
     let shutdown = Shutdown::new();
-    let app = Application::build(
+    let app = chat::web(
         Settings {
             process: ProcessSettings {
                 log: log(),
@@ -104,7 +104,7 @@ pub async fn spawn_chat_with_keys(
     )
     .await
     .unwrap();
-    let worker = Worker::build(
+    let worker = chat::worker(
         WorkerSettings {
             log: log(),
             http: HttpSettings::local(),

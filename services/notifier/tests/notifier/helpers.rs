@@ -10,7 +10,7 @@ use dozen_runtime::logging::LogSettings;
 use dozen_runtime::shutdown::Shutdown;
 pub use dozen_testing::mail::{maildir, mails_in, wait_for_mails};
 use dozen_testing::{Backend, ChildServer, TestDatabase};
-use notifier::{MailSettings, Settings, Worker};
+use notifier::{MailSettings, Settings};
 
 pub struct TestNotifier {
     pub address: String,
@@ -58,7 +58,7 @@ pub async fn spawn_notifier(smtp_url: &str) -> TestNotifier {
         mail: mail_settings(smtp_url),
     };
     let shutdown = Shutdown::new();
-    let worker = Worker::build(settings, shutdown.clone()).await.unwrap();
+    let worker = notifier::worker(settings, shutdown.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", worker.port());
     tokio::spawn(worker.run_until_stopped());
     let bus = dozen_bus::connect(&bus_database.url.parse().unwrap())
