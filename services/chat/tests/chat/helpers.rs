@@ -168,6 +168,11 @@ impl TestChat {
             .unwrap()
     }
 
+    /// GETs `path` as `user` and reads the answer as JSON, whatever its status.
+    pub async fn get_json(&self, path: &str, user: &TestUser) -> Value {
+        self.get(path, user).await.json().await.unwrap()
+    }
+
     pub async fn delete(&self, path: &str, user: &TestUser) -> Response {
         self.client
             .delete(self.url(path))

@@ -18,11 +18,8 @@ async fn a_member_posts_a_message_and_reads_it_back(backend: Backend) {
     assert_eq!(sent["author"]["username"], "alice");
     assert_eq!(sent["room_id"], room.as_str());
     let page: Value = chat
-        .get(&format!("/v1/rooms/{room}/messages"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}/messages"), &alice)
+        .await;
     assert_eq!(page["messages"], json!([sent]));
     assert_eq!(page["next_before"], Value::Null);
 }
@@ -57,12 +54,7 @@ async fn pages_run_newest_first_and_messages_posted_meanwhile_do_not_shift_them(
         chat.say(&room, &alice, &format!("message {n}")).await;
     }
     let path = format!("/v1/rooms/{room}/messages");
-    let first: Value = chat
-        .get(&format!("{path}?limit=3"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = chat.get_json(&format!("{path}?limit=3"), &alice).await;
     let texts = |page: &Value| -> Vec<String> {
         page["messages"]
             .as_array()
@@ -76,19 +68,13 @@ async fn pages_run_newest_first_and_messages_posted_meanwhile_do_not_shift_them(
     chat.say(&room, &alice, "message 8").await;
     let cursor = first["next_before"].as_i64().unwrap();
     let second: Value = chat
-        .get(&format!("{path}?limit=3&before={cursor}"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{path}?limit=3&before={cursor}"), &alice)
+        .await;
     assert_eq!(texts(&second), ["message 4", "message 3", "message 2"]);
     let cursor = second["next_before"].as_i64().unwrap();
     let last: Value = chat
-        .get(&format!("{path}?limit=3&before={cursor}"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{path}?limit=3&before={cursor}"), &alice)
+        .await;
     assert_eq!(texts(&last), ["message 1"]);
     assert_eq!(last["next_before"], Value::Null);
 }
@@ -115,11 +101,8 @@ async fn the_author_may_delete_their_message_and_no_one_else_may(backend: Backen
         StatusCode::NOT_FOUND
     );
     let page: Value = chat
-        .get(&format!("/v1/rooms/{room}/messages"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}/messages"), &alice)
+        .await;
     assert_eq!(page["messages"], json!([]));
 }
 

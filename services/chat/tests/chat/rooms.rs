@@ -34,7 +34,7 @@ async fn rooms_are_listed_newest_first_saying_which_the_caller_joined(backend: B
     let (alice, bob) = (chat.user("alice"), chat.user("bob"));
     let first = chat.room(&alice, "first").await;
     let second = chat.room(&bob, "second").await;
-    let listed: Value = chat.get("/v1/rooms", &alice).await.json().await.unwrap();
+    let listed: Value = chat.get_json("/v1/rooms", &alice).await;
     let rooms = listed["rooms"].as_array().unwrap();
     let ids: Vec<&str> = rooms.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [second.as_str(), first.as_str()]);
@@ -48,12 +48,7 @@ async fn joining_a_room_twice_makes_one_membership(backend: Backend) {
     let room = chat.room(&alice, "general").await;
     chat.join(&room, &bob).await;
     chat.join(&room, &bob).await;
-    let shown: Value = chat
-        .get(&format!("/v1/rooms/{room}"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = chat.get_json(&format!("/v1/rooms/{room}"), &bob).await;
     assert_eq!(shown["members"], 2);
     assert_eq!(shown["joined"], true);
 }

@@ -46,11 +46,8 @@ async fn the_live_stream_shows_new_messages_and_the_cards_attached_to_them(backe
     assert_eq!(card["card"]["title"], "A post");
 
     let page: Value = chat
-        .get(&format!("/v1/rooms/{room}/messages?limit=1"), &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}/messages?limit=1"), &bob)
+        .await;
     assert_eq!(page["messages"][0]["cards"][0], card["card"]);
 }
 

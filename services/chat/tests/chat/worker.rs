@@ -47,7 +47,7 @@ async fn signups_from_the_schema_examples_fill_chats_directory(backend: Backend)
         chat.publish(signed_up).await;
         let path = format!("/v1/rooms/{room}");
         eventually(WAIT, "the username from the event", || async {
-            let room: Value = chat.get(&path, &user).await.json().await.unwrap();
+            let room: Value = chat.get_json(&path, &user).await;
             (room["member_list"][0]["username"] == json!(signed_up.username)).then_some(())
         })
         .await;
@@ -94,11 +94,8 @@ async fn a_card_event_delivered_twice_attaches_one_card_and_announces_it_once(ba
     assert_eq!(announced.event.as_deref(), Some("card"));
     assert!(stream.next(Duration::from_millis(600)).await.is_none());
     let page: Value = chat
-        .get(&format!("/v1/rooms/{room}/messages"), &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}/messages"), &alice)
+        .await;
     assert_eq!(page["messages"][0]["cards"].as_array().unwrap().len(), 1);
 }
 
