@@ -1,0 +1,127 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use dozen::envfile::{self, Vars};
+use dozen::procfile::Procfile;
+use dozen::supervisor::Up;
+
+/// Runs Dozen's process types on one machine: the release phase, then every
+/// process of the formation, restarted when they crash and drained on Ctrl-C.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The Procfile: `<type>: <command>` per line.
+    #[arg(short = 'f', long, default_value = "Procfile", global = true)]
+    procfile: PathBuf,
+    /// The env file with the defaults; variables already set win over it.
+    #[arg(short = 'e', long, default_value = "dev.env", global = true)]
+    env_file: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the release phase, then every process type until Ctrl-C or SIGTERM.
+    Up {
+        /// How many of each type: `web=2,worker=3`; unnamed types run once, `0` not at all.
+        #[arg(short = 'm', long, value_parser = dozen::parse_formation, default_value = "")]
+        formation: std::collections::BTreeMap<String, usize>,
+        /// Instance n (from 0) of the i-th type gets PORT = base + 100·i + n.
+        #[arg(long, default_value_t = 5000)]
+        port_base: u16,
+        /// How long processes may drain after SIGTERM before they are killed.
+        #[arg(long, value_parser = humantime_secs, default_value = "30")]
+        grace: Duration,
+    },
+    /// Run a one-off admin process with the environment of a process type or
+    /// service, on this terminal; exits with its exit code.
+    Run {
+        /// A process type of the Procfile, or a service name (for `<SERVICE>_*` variables).
+        target: String,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// (internal) What each child runs first; see `dozen::exec`.
+    #[command(name = "__exec", hide = true)]
+    Exec {
+        parent: u32,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+fn humantime_secs(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{text:?}: expected seconds"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Exec { parent, command } = &cli.command {
+        let command: Vec<String> = command.iter().skip_while(|a| *a == "--").cloned().collect();
+        let Err(error) = dozen::exec::trampoline(*parent, &command);
+        eprintln!("dozen: {error}");
+        return ExitCode::from(127);
+    }
+    // One thread: a child's death signal follows the thread that started it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(error) => {
+            eprintln!("dozen: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(&cli.procfile)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", cli.procfile.display()))?;
+    let procfile = Procfile::parse(&text)?;
+    let env_file = match std::fs::read_to_string(&cli.env_file) {
+        Ok(text) => {
+            envfile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", cli.env_file.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vars::new(),
+        Err(e) => anyhow::bail!("reading {}: {e}", cli.env_file.display()),
+    };
+    let real_env: Vars = std::env::vars().collect();
+    let mut up = Up {
+        procfile,
+        formation: Default::default(),
+        env_file,
+        real_env,
+        port_base: 5000,
+        grace: Duration::from_secs(30),
+    };
+    match cli.command {
+        Command::Up {
+            formation,
+            port_base,
+            grace,
+        } => {
+            for name in formation.keys() {
+                anyhow::ensure!(
+                    up.procfile.get(name).is_some(),
+                    "-m names {name:?}, which the Procfile does not declare"
+                );
+            }
+            up.formation = formation;
+            up.port_base = port_base;
+            up.grace = grace;
+            up.run().await
+        }
+        Command::Run { target, command } => dozen::run_one_off(&up, &target, &command).await,
+        Command::Exec { .. } => unreachable!("handled before the runtime starts"),
+    }
+}
