@@ -17,8 +17,13 @@ pub fn emit() {
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_owned());
     if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]).map(PathBuf::from) {
+        // A watched file that does not exist makes cargo rebuild every time,
+        // so only existing ones are watched (`packed-refs` often is not there).
         for watched in ["HEAD", "packed-refs"] {
-            println!("cargo:rerun-if-changed={}", git_dir.join(watched).display());
+            let path = git_dir.join(watched);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
         }
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
             println!(

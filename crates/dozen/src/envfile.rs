@@ -28,21 +28,30 @@ pub fn parse(text: &str) -> Result<Vars, String> {
     Ok(vars)
 }
 
-/// The environment one process gets: the file's variables under the real
-/// ones; then, for a process of `service`, each `<SERVICE>_<NAME>` also as
-/// `<NAME>` (so `CHAT_DATABASE_URL` is chat's `DATABASE_URL`).
+/// The environment one process of `service` gets. From weakest to
+/// strongest: the file's `NAME`, the file's `<SERVICE>_NAME`, the real
+/// `NAME`, the real `<SERVICE>_NAME` — so a real `DATABASE_URL` beats the
+/// file's per-service defaults. Then `{service}` in any value becomes the
+/// service's name (`postgres://…/dozen_{service}`: a database per service).
 pub fn for_service(file: &Vars, real: &Vars, service: &str) -> Vars {
-    let mut vars = file.clone();
-    vars.extend(real.iter().map(|(k, v)| (k.clone(), v.clone())));
     let prefix = format!("{}_", service.to_ascii_uppercase().replace('-', "_"));
-    let own: Vec<(String, String)> = vars
-        .iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix(&prefix)?;
-            (!name.is_empty()).then(|| (name.to_owned(), v.clone()))
-        })
-        .collect();
-    vars.extend(own);
+    let own = |vars: &Vars| -> Vec<(String, String)> {
+        vars.iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix(&prefix)?;
+                (!name.is_empty()).then(|| (name.to_owned(), v.clone()))
+            })
+            .collect()
+    };
+    let mut vars = file.clone();
+    vars.extend(own(file));
+    vars.extend(real.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars.extend(own(real));
+    for value in vars.values_mut() {
+        if value.contains("{service}") {
+            *value = value.replace("{service}", service);
+        }
+    }
     vars
 }
 
@@ -60,6 +69,25 @@ mod tests {
         assert_eq!(chat["KEY"], "a=b");
         let accounts = for_service(&file, &real, "accounts");
         assert_eq!(accounts["DATABASE_URL"], "sqlite://data/a.db");
+    }
+
+    #[test]
+    fn a_real_variable_beats_the_files_service_default_and_names_each_services_own() {
+        let file =
+            parse("DATABASE_URL=sqlite://a.db\nCHAT_DATABASE_URL=sqlite://chat.db\n").unwrap();
+        let real = Vars::from([(
+            "DATABASE_URL".to_owned(),
+            "postgres://h/dozen_{service}".to_owned(),
+        )]);
+        assert_eq!(
+            for_service(&file, &real, "chat")["DATABASE_URL"],
+            "postgres://h/dozen_chat"
+        );
+        let real_own = Vars::from([("CHAT_DATABASE_URL".to_owned(), "postgres://h/c".to_owned())]);
+        assert_eq!(
+            for_service(&file, &real_own, "chat")["DATABASE_URL"],
+            "postgres://h/c"
+        );
     }
 
     #[test]

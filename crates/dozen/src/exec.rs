@@ -47,7 +47,9 @@ pub fn spawn(
     env: &BTreeMap<String, String>,
     attach: Attach,
 ) -> std::io::Result<Child> {
+    // A rebuilt dozen replaces its file: Linux then names the running one "… (deleted)".
     let me: PathBuf = std::env::current_exe()?;
+    let me = PathBuf::from(me.to_string_lossy().trim_end_matches(" (deleted)"));
     let mut command = Command::new(me);
     command
         .arg(TRAMPOLINE)

@@ -21,7 +21,7 @@ pub async fn run_one_off(up: &Up, target: &str, command: &[String]) -> anyhow::R
         .get(target)
         .map(|t| Up::service_of(&t.argv))
         .unwrap_or_else(|| target.to_owned());
-    let env = envfile::for_service(&up.env_file, &up.real_env, &service);
+    let env = up.env_of_service(&service);
     // Ctrl-C reaches the child from the terminal; dozen waits for it to end.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut child = exec::spawn(command, &env, Attach::Terminal)?;

@@ -30,7 +30,7 @@ enum Command {
         #[arg(short = 'm', long, value_parser = dozen::parse_formation, default_value = "")]
         formation: std::collections::BTreeMap<String, usize>,
         /// Instance n (from 0) of the i-th type gets PORT = base + 100·i + n.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = 8080)]
         port_base: u16,
         /// How long processes may drain after SIGTERM before they are killed.
         #[arg(long, value_parser = humantime_secs, default_value = "30")]
@@ -52,6 +52,62 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+}
+
+/// Under `cargo run` (which sets `CARGO`), in the workspace: builds the
+/// Procfile's programs that are workspace binaries, in the profile dozen
+/// itself was built in, so they run what the sources say.
+fn build_when_run_by_cargo(bin_dir: &std::path::Path, procfile: &Procfile) -> anyhow::Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    if !std::path::Path::new("Cargo.toml").exists() {
+        return Ok(());
+    }
+    let metadata = std::process::Command::new(&cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()?;
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)?;
+    let binaries: std::collections::BTreeSet<&str> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let wanted: std::collections::BTreeSet<String> = procfile
+        .types
+        .iter()
+        .chain(&procfile.release)
+        .map(|t| Up::service_of(&t.argv))
+        .filter(|program| binaries.contains(program.as_str()))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut build = std::process::Command::new(cargo);
+    build.arg("build");
+    for program in &wanted {
+        build.args(["--bin", program]);
+    }
+    if bin_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    eprintln!(
+        "dozen | building {}",
+        wanted.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    let status = build.status()?;
+    anyhow::ensure!(
+        status.success(),
+        "the build failed ({status}): nothing started"
+    );
+    Ok(())
 }
 
 fn humantime_secs(text: &str) -> Result<Duration, String> {
@@ -96,13 +152,20 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Err(e) => anyhow::bail!("reading {}: {e}", cli.env_file.display()),
     };
     let real_env: Vars = std::env::vars().collect();
+    // The service binaries are built beside this one (target/release or target/debug).
+    let here = std::env::current_exe()?
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    build_when_run_by_cargo(&here, &procfile)?;
     let mut up = Up {
         procfile,
         formation: Default::default(),
         env_file,
         real_env,
-        port_base: 5000,
+        port_base: 8080,
         grace: Duration::from_secs(30),
+        bin_dirs: vec![here],
     };
     match cli.command {
         Command::Up {

@@ -1,5 +1,7 @@
 //! The `Procfile`: `<type>: <command>`, one per line; `#` comments and blank
-//! lines allowed. The `release` type is the release phase, run before the rest.
+//! lines allowed. The `release` type is the release phase, run before the
+//! rest; it may be several commands joined by `&&`, run in order, each with
+//! its own service's environment.
 
 use std::fmt;
 
@@ -15,7 +17,8 @@ pub struct ProcessType {
 pub struct Procfile {
     /// In file order, without `release`.
     pub types: Vec<ProcessType>,
-    pub release: Option<ProcessType>,
+    /// The release phase's commands, in order.
+    pub release: Vec<ProcessType>,
 }
 
 /// What is wrong with a Procfile, and on which line.
@@ -58,26 +61,33 @@ impl Procfile {
                     "the process type {name:?} must be letters, digits, `-` and `_`"
                 )));
             }
-            let argv = shlex::split(command.trim())
-                .ok_or_else(|| error("the command has an unclosed quote".into()))?;
-            if argv.is_empty() {
-                return Err(error(format!("the process type {name:?} has no command")));
-            }
-            let process = ProcessType {
-                name: name.to_owned(),
-                argv,
-            };
             let taken = procfile.types.iter().any(|t| t.name == name)
-                || (name == RELEASE && procfile.release.is_some());
+                || (name == RELEASE && !procfile.release.is_empty());
             if taken {
                 return Err(error(format!(
                     "the process type {name:?} is declared twice"
                 )));
             }
-            if name == RELEASE {
-                procfile.release = Some(process);
+            let commands: Vec<&str> = if name == RELEASE {
+                command.split("&&").collect()
             } else {
-                procfile.types.push(process);
+                vec![command]
+            };
+            for command in commands {
+                let argv = shlex::split(command.trim())
+                    .ok_or_else(|| error("the command has an unclosed quote".into()))?;
+                if argv.is_empty() {
+                    return Err(error(format!("the process type {name:?} has no command")));
+                }
+                let process = ProcessType {
+                    name: name.to_owned(),
+                    argv,
+                };
+                if name == RELEASE {
+                    procfile.release.push(process);
+                } else {
+                    procfile.types.push(process);
+                }
             }
         }
         if procfile.types.is_empty() {
@@ -101,10 +111,11 @@ mod tests {
     #[test]
     fn types_keep_their_order_and_release_is_set_apart() {
         let procfile = Procfile::parse(
-            "# the system\nrelease: accounts migrate\n\nweb: accounts serve\nworker: sh -c 'echo \"a b\"'\n",
+            "# the system\nrelease: accounts migrate && chat migrate\n\nweb: accounts serve\nworker: sh -c 'echo \"a b\"'\n",
         )
         .unwrap();
-        assert_eq!(procfile.release.unwrap().argv, ["accounts", "migrate"]);
+        let release: Vec<_> = procfile.release.iter().map(|r| r.argv.join(" ")).collect();
+        assert_eq!(release, ["accounts migrate", "chat migrate"]);
         let names: Vec<_> = procfile.types.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["web", "worker"]);
         assert_eq!(procfile.types[1].argv, ["sh", "-c", "echo \"a b\""]);

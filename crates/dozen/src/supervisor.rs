@@ -28,6 +28,8 @@ pub struct Up {
     pub port_base: u16,
     /// How long children may drain after SIGTERM before SIGKILL.
     pub grace: Duration,
+    /// Put before `PATH`, so Procfile commands find the service binaries.
+    pub bin_dirs: Vec<std::path::PathBuf>,
 }
 
 /// Where a running `dozen up` is in its life.
@@ -64,11 +66,21 @@ impl Up {
     }
 
     pub fn env_for(&self, process: &ProcessType) -> Vars {
-        envfile::for_service(
-            &self.env_file,
-            &self.real_env,
-            &Self::service_of(&process.argv),
-        )
+        self.env_of_service(&Self::service_of(&process.argv))
+    }
+
+    /// What a process of `service` gets: the env file under the real
+    /// environment, its `<SERVICE>_` variables, and `PATH` with the bin dirs first.
+    pub fn env_of_service(&self, service: &str) -> Vars {
+        let mut env = envfile::for_service(&self.env_file, &self.real_env, service);
+        let mut path: Vec<std::path::PathBuf> = self.bin_dirs.clone();
+        if let Some(existing) = env.get("PATH") {
+            path.extend(std::env::split_paths(existing));
+        }
+        if let Ok(joined) = std::env::join_paths(path) {
+            env.insert("PATH".into(), joined.to_string_lossy().into_owned());
+        }
+        env
     }
 
     /// Every instance of the formation, in Procfile order.
@@ -103,7 +115,7 @@ impl Up {
                 .max()
                 .unwrap_or(8),
         );
-        if let Some(release) = &self.procfile.release {
+        for release in &self.procfile.release {
             let env = self.env_for(release);
             out.note(&format!("release phase: {}", release.argv.join(" ")));
             let mut child = exec::spawn(&release.argv, &env, Attach::Supervised)?;

@@ -45,6 +45,9 @@ where
 {
     use anyhow::Context;
     logging::init(service, &settings.log);
+    database::create_if_missing(&settings.database)
+        .await
+        .context("creating the database")?;
     let db = database::connect_lazy(&settings.database)?;
     migrate(db.clone())
         .await

@@ -128,6 +128,28 @@ pub enum DatabaseError {
     Url { url: String, source: sqlx::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database {url}: {source}")]
+    Create { url: String, source: sqlx::Error },
+}
+
+/// The release phase's first step: a PostgreSQL database that does not
+/// exist yet is created (SQLite files are created on connect), so one server
+/// can hold a database per service with nothing made by hand.
+pub async fn create_if_missing(settings: &DatabaseSettings) -> Result<(), DatabaseError> {
+    use sqlx::migrate::MigrateDatabase;
+    if settings.url.backend() != Backend::Postgres {
+        return Ok(());
+    }
+    let url = settings.url.expose();
+    let failed = |source| DatabaseError::Create {
+        url: settings.url.to_string(),
+        source,
+    };
+    if !sqlx::Postgres::database_exists(url).await.map_err(failed)? {
+        sqlx::Postgres::create_database(url).await.map_err(failed)?;
+        tracing::info!(database = %settings.url, "database created");
+    }
+    Ok(())
 }
 
 /// A pool that connects on first use.

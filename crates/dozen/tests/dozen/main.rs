@@ -22,6 +22,8 @@ fn dozen(folder: &Path) -> Command {
     command
         .current_dir(folder)
         .env_remove("DATABASE_URL")
+        // Run by cargo test, dozen would otherwise build the workspace first.
+        .env_remove("CARGO")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
