@@ -1,4 +1,7 @@
-//! The real `dozen` binary against small Procfiles of shell commands.
+//! The real `dozen` binary against small Procfiles of shell commands, and
+//! against the repository's own Procfile: the whole system.
+
+mod system;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,10 +14,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A `dozen` run in a folder of its own, with every line it printed.
-struct Dozen {
-    child: Child,
+pub(crate) struct Dozen {
+    pub(crate) child: Child,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
-    _folder: tempfile::TempDir,
+    pub(crate) folder: tempfile::TempDir,
 }
 
 fn dozen(folder: &Path) -> Command {
@@ -39,9 +42,23 @@ fn folder_with(procfile: &str, env: &str) -> tempfile::TempDir {
 }
 
 impl Dozen {
-    fn start(procfile: &str, env: &str, args: &[&str]) -> Self {
+    pub(crate) fn start(procfile: &str, env: &str, args: &[&str]) -> Self {
+        Self::start_with(procfile, env, args, &[])
+    }
+
+    pub(crate) fn start_with(
+        procfile: &str,
+        env: &str,
+        args: &[&str],
+        vars: &[(&str, String)],
+    ) -> Self {
         let folder = folder_with(procfile, env);
-        let mut child = dozen(folder.path()).arg("up").args(args).spawn().unwrap();
+        let mut child = dozen(folder.path())
+            .arg("up")
+            .args(args)
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .spawn()
+            .unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
@@ -58,11 +75,11 @@ impl Dozen {
         Self {
             child,
             lines,
-            _folder: folder,
+            folder,
         }
     }
 
-    fn lines_with(&self, text: &str) -> Vec<(Instant, String)> {
+    pub(crate) fn lines_with(&self, text: &str) -> Vec<(Instant, String)> {
         self.lines
             .lock()
             .unwrap()
@@ -73,7 +90,7 @@ impl Dozen {
     }
 
     /// Waits for `count` lines holding `text`.
-    async fn wait_for(&self, text: &str, count: usize) -> Vec<(Instant, String)> {
+    pub(crate) async fn wait_for(&self, text: &str, count: usize) -> Vec<(Instant, String)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let found = self.lines_with(text);
@@ -96,11 +113,11 @@ impl Dozen {
         }
     }
 
-    fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.child.id().unwrap() as i32), signal).unwrap();
     }
 
-    async fn exit_code(&mut self) -> i32 {
+    pub(crate) async fn exit_code(&mut self) -> i32 {
         tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
             .expect("dozen exits")
@@ -111,7 +128,7 @@ impl Dozen {
 }
 
 /// Whether `pid` is a live process (a zombie is not).
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
             .rsplit_once(')')
@@ -135,7 +152,7 @@ fn pids(lines: &[(Instant, String)]) -> Vec<i32> {
         .collect()
 }
 
-async fn gone(pids: &[i32]) {
+pub(crate) async fn gone(pids: &[i32]) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while pids.iter().any(|p| alive(*p)) {
         assert!(
