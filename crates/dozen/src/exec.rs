@@ -48,7 +48,11 @@ pub fn spawn(
     attach: Attach,
 ) -> std::io::Result<Child> {
     // A rebuilt dozen replaces its file: Linux then names the running one "… (deleted)".
-    let me: PathBuf = std::env::current_exe()?;
+    // `DOZEN_EXE` names it where this code runs in another program (tests).
+    let me: PathBuf = match std::env::var_os("DOZEN_EXE") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()?,
+    };
     let me = PathBuf::from(me.to_string_lossy().trim_end_matches(" (deleted)"));
     let mut command = Command::new(me);
     command

@@ -2,9 +2,11 @@
 //! ports and release phase (`dozen up`), and one-off admin processes with the
 //! same environment (`dozen run`).
 
+pub mod clock;
 pub mod envfile;
 pub mod exec;
 pub mod procfile;
+pub mod schedule;
 pub mod supervisor;
 
 use std::collections::BTreeMap;

@@ -45,6 +45,16 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Run the schedule's jobs as one-off processes at their times (the
+    /// `clock` process type); each slot once, never two runs of a job at once.
+    Clock {
+        /// The schedule: `<name>: <cron, UTC> | <command>` per line.
+        #[arg(long, default_value = "schedule")]
+        schedule: PathBuf,
+        /// Where the last slot run of each job is kept across restarts.
+        #[arg(long, default_value = "data/clock.json")]
+        state: PathBuf,
+    },
     /// (internal) What each child runs first; see `dozen::exec`.
     #[command(name = "__exec", hide = true)]
     Exec {
@@ -151,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vars::new(),
         Err(e) => anyhow::bail!("reading {}: {e}", cli.env_file.display()),
     };
-    let real_env: Vars = std::env::vars().collect();
+    let real_env = dozen::supervisor::real_environment(std::env::vars());
     // The service binaries are built beside this one (target/release or target/debug).
     let here = std::env::current_exe()?
         .parent()
@@ -185,6 +195,13 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             up.run().await
         }
         Command::Run { target, command } => dozen::run_one_off(&up, &target, &command).await,
+        Command::Clock { schedule, state } => {
+            let text = std::fs::read_to_string(&schedule)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", schedule.display()))?;
+            let jobs = dozen::schedule::parse(&text).map_err(anyhow::Error::msg)?;
+            let ticker = dozen::clock::Ticker::new(jobs, dozen::clock::SystemClock, up, state)?;
+            dozen::clock::run(ticker).await
+        }
         Command::Exec { .. } => unreachable!("handled before the runtime starts"),
     }
 }

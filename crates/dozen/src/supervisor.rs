@@ -32,6 +32,25 @@ pub struct Up {
     pub bin_dirs: Vec<std::path::PathBuf>,
 }
 
+/// Names the variables that were real when `dozen up` started, so a `dozen`
+/// it runs (the clock, `dozen run` in a job) tells them from what it added.
+pub const REAL_VARS: &str = "DOZEN_REAL_VARS";
+
+/// The real environment: all of it, or under `dozen up`, what was real there.
+pub fn real_environment(vars: impl Iterator<Item = (String, String)>) -> Vars {
+    let vars: Vars = vars.collect();
+    match vars.get(REAL_VARS) {
+        Some(names) => {
+            let names: std::collections::BTreeSet<&str> = names.split(',').collect();
+            vars.iter()
+                .filter(|(k, _)| names.contains(k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }
+        None => vars,
+    }
+}
+
 /// Where a running `dozen up` is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -94,6 +113,8 @@ impl Up {
                 let mut env = self.env_for(process);
                 env.insert("PORT".into(), port.to_string());
                 env.insert("DOZEN_PROCESS".into(), name.clone());
+                let real: Vec<&str> = self.real_env.keys().map(String::as_str).collect();
+                env.insert(REAL_VARS.into(), real.join(","));
                 instances.push(Instance {
                     name,
                     argv: process.argv.clone(),

@@ -1,6 +1,7 @@
 //! The real `dozen` binary against small Procfiles of shell commands, and
 //! against the repository's own Procfile: the whole system.
 
+mod clock;
 mod system;
 
 use std::path::Path;
@@ -43,7 +44,7 @@ fn folder_with(procfile: &str, env: &str) -> tempfile::TempDir {
 
 impl Dozen {
     pub(crate) fn start(procfile: &str, env: &str, args: &[&str]) -> Self {
-        Self::start_with(procfile, env, args, &[])
+        Self::start_with(procfile, env, args, &[], &[])
     }
 
     pub(crate) fn start_with(
@@ -51,8 +52,12 @@ impl Dozen {
         env: &str,
         args: &[&str],
         vars: &[(&str, String)],
+        files: &[(&str, String)],
     ) -> Self {
         let folder = folder_with(procfile, env);
+        for (name, text) in files {
+            std::fs::write(folder.path().join(name), text).unwrap();
+        }
         let mut child = dozen(folder.path())
             .arg("up")
             .args(args)

@@ -38,6 +38,7 @@ async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_sto
         &repo_file("dev.env"),
         &["--port-base", &base.to_string(), "-m", "chat=2"],
         &[("JWKS_URL", jwks)],
+        &[("schedule", repo_file("schedule"))],
     );
     let ready = dozen.wait_for("every process is ready", 1).await;
     assert!(!ready.is_empty());
@@ -60,7 +61,7 @@ async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_sto
         );
     }
     let children = children_of(dozen.child.id().unwrap());
-    assert_eq!(children.len(), 6, "one child per process");
+    assert_eq!(children.len(), 7, "one child per process");
 
     // Signup on accounts → the welcome mail from notifier, through the bus.
     let client = reqwest::Client::new();
