@@ -55,6 +55,14 @@ enum Command {
         #[arg(long, default_value = "data/clock.json")]
         state: PathBuf,
     },
+    /// Dead letters of the bus `BUS_URL` names: list, show, redrive, purge.
+    Dlq {
+        #[command(subcommand)]
+        command: Dlq,
+    },
+    /// Each process of the `dozen up` running here (pid, port, ready,
+    /// restarts), and each subscription of the bus (depth, in flight, dead letters).
+    Status,
     /// (internal) What each child runs first; see `dozen::exec`.
     #[command(name = "__exec", hide = true)]
     Exec {
@@ -118,6 +126,73 @@ fn build_when_run_by_cargo(bin_dir: &std::path::Path, procfile: &Procfile) -> an
         "the build failed ({status}): nothing started"
     );
     Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+enum Dlq {
+    /// Every subscription's dead-letter count, or one subscription's dead letters.
+    List {
+        subscription: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One dead letter, in full, as JSON.
+    Show {
+        subscription: String,
+        event_id: String,
+    },
+    /// Move dead letters back to their queue to be handled again (all, or `--event` ones).
+    Redrive {
+        subscription: String,
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
+    /// Delete dead letters for good (all, or `--event` ones).
+    Purge {
+        subscription: String,
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
+}
+
+async fn dlq(bus: &dyn dozen_bus::Bus, command: Dlq) -> anyhow::Result<i32> {
+    let mut out = std::io::stdout();
+    let chosen = |events: &[String]| (!events.is_empty()).then(|| events.to_vec());
+    match command {
+        Dlq::List {
+            subscription: None, ..
+        } => dozen::ops::subscriptions(bus, &mut out).await?,
+        Dlq::List {
+            subscription: Some(subscription),
+            limit,
+        } => dozen::ops::list(bus, &subscription, limit, &mut out).await?,
+        Dlq::Show {
+            subscription,
+            event_id,
+        } => {
+            if !dozen::ops::show(bus, &subscription, &event_id, &mut out).await? {
+                eprintln!("dozen: {subscription} has no dead letter {event_id}");
+                return Ok(1);
+            }
+        }
+        Dlq::Redrive {
+            subscription,
+            events,
+        } => {
+            let moved = bus
+                .redrive(&subscription, chosen(&events).as_deref())
+                .await?;
+            println!("moved {moved} dead letters of {subscription} back to its queue");
+        }
+        Dlq::Purge {
+            subscription,
+            events,
+        } => {
+            let deleted = bus.purge(&subscription, chosen(&events).as_deref()).await?;
+            println!("deleted {deleted} dead letters of {subscription}");
+        }
+    }
+    Ok(0)
 }
 
 fn humantime_secs(text: &str) -> Result<Duration, String> {
@@ -195,6 +270,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             up.run().await
         }
         Command::Run { target, command } => dozen::run_one_off(&up, &target, &command).await,
+        Command::Dlq { command } => {
+            let bus = dozen::ops::connect(up.env_of_service("dozen").get("BUS_URL")).await?;
+            dlq(bus.as_ref(), command).await
+        }
+        Command::Status => {
+            let bus = dozen::ops::connect(up.env_of_service("dozen").get("BUS_URL")).await?;
+            dozen::ops::status(bus.as_ref(), &mut std::io::stdout()).await?;
+            Ok(0)
+        }
         Command::Clock { schedule, state } => {
             let text = std::fs::read_to_string(&schedule)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", schedule.display()))?;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::envfile::{self, Vars};
 use crate::exec::{self, Attach};
+use crate::ops::ProcessStatus;
 use crate::procfile::{ProcessType, Procfile};
 
 /// Everything `dozen up` needs to know.
@@ -151,8 +152,15 @@ impl Up {
         let (phase_tx, phase) = watch::channel(Phase::Running);
         let mut supervisors = JoinSet::new();
         let instances = self.instances();
+        let board = Board::default();
         for (colour, instance) in instances.iter().cloned().enumerate() {
-            supervisors.spawn(supervise(instance, colour, out.clone(), phase.clone()));
+            supervisors.spawn(supervise(
+                instance,
+                colour,
+                out.clone(),
+                phase.clone(),
+                board.clone(),
+            ));
         }
         tokio::spawn(announce_when_ready(instances, out.clone(), phase.clone()));
 
@@ -190,6 +198,7 @@ impl Up {
             }
         }
         out.note("every process has stopped");
+        let _ = std::fs::remove_file(crate::ops::STATUS_FILE);
         Ok(0)
     }
 }
@@ -199,13 +208,34 @@ async fn until(phase: &mut watch::Receiver<Phase>, wanted: impl FnMut(&Phase) ->
     let _ = phase.wait_for(wanted).await;
 }
 
+/// Each process's pid, port and restarts, written for `dozen status`.
+#[derive(Debug, Clone, Default)]
+struct Board(std::sync::Arc<std::sync::Mutex<BTreeMap<String, ProcessStatus>>>);
+
+impl Board {
+    fn set(&self, instance: &Instance, pid: Option<u32>, restarts: u32) {
+        let mut processes = self.0.lock().expect("board lock");
+        processes.insert(
+            instance.name.clone(),
+            ProcessStatus {
+                pid,
+                port: instance.port,
+                restarts,
+            },
+        );
+        crate::ops::write_status(&processes);
+    }
+}
+
 /// Keeps one instance running until `dozen` stops.
 async fn supervise(
     instance: Instance,
     colour: usize,
     out: Output,
     mut phase: watch::Receiver<Phase>,
+    board: Board,
 ) {
+    let mut restarts: u32 = 0;
     let mut crashes: u32 = 0;
     loop {
         let started = Instant::now();
@@ -216,6 +246,7 @@ async fn supervise(
                 return;
             }
         };
+        board.set(&instance, child.id(), restarts);
         let copying = out.forward(&mut child, &instance.name, colour);
         let mut killing = phase.clone();
         let status = tokio::select! {
@@ -245,6 +276,7 @@ async fn supervise(
             crashes = 0;
         }
         crashes += 1;
+        restarts += 1;
         let backoff = FIRST_BACKOFF
             .saturating_mul(1 << (crashes - 1).min(10))
             .min(MAX_BACKOFF);
@@ -298,7 +330,7 @@ async fn announce_when_ready(instances: Vec<Instance>, out: Output, phase: watch
 }
 
 /// `GET /readyz` answered 200, with nothing but a socket (no HTTP client needed).
-async fn ready(port: u16) -> bool {
+pub async fn ready(port: u16) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(Ok(mut stream)) = tokio::time::timeout(
         Duration::from_millis(500),
@@ -317,6 +349,15 @@ async fn ready(port: u16) -> bool {
         tokio::time::timeout(Duration::from_millis(500), stream.read_exact(&mut head)).await,
         Ok(Ok(_))
     ) && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Where lines go: prefixed and coloured on a terminal; as they are otherwise

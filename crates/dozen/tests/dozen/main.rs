@@ -2,6 +2,7 @@
 //! against the repository's own Procfile: the whole system.
 
 mod clock;
+mod dlq;
 mod system;
 
 use std::path::Path;
@@ -21,7 +22,7 @@ pub(crate) struct Dozen {
     pub(crate) folder: tempfile::TempDir,
 }
 
-fn dozen(folder: &Path) -> Command {
+pub(crate) fn dozen(folder: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dozen"));
     command
         .current_dir(folder)
@@ -35,7 +36,7 @@ fn dozen(folder: &Path) -> Command {
     command
 }
 
-fn folder_with(procfile: &str, env: &str) -> tempfile::TempDir {
+pub(crate) fn folder_with(procfile: &str, env: &str) -> tempfile::TempDir {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("Procfile"), procfile).unwrap();
     std::fs::write(folder.path().join("dev.env"), env).unwrap();
