@@ -103,8 +103,34 @@ impl Up {
         env
     }
 
+    /// `DOZEN_UPSTREAMS` for the web gateway: every `serve` process but the
+    /// gateway's own, by service: `accounts=127.0.0.1:8180;chat=127.0.0.1:8280,127.0.0.1:8281`.
+    fn upstreams(&self) -> String {
+        let mut by_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (index, process) in self.procfile.types.iter().enumerate() {
+            let service = Self::service_of(&process.argv);
+            if process.argv.get(1).map(String::as_str) != Some("serve") || service == "web" {
+                continue;
+            }
+            let count = self.formation.get(&process.name).copied().unwrap_or(1);
+            for n in 0..count {
+                let port = self.port_base + 100 * index as u16 + n as u16;
+                by_service
+                    .entry(service.clone())
+                    .or_default()
+                    .push(format!("127.0.0.1:{port}"));
+            }
+        }
+        by_service
+            .into_iter()
+            .map(|(service, addresses)| format!("{service}={}", addresses.join(",")))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
     /// Every instance of the formation, in Procfile order.
     pub fn instances(&self) -> Vec<Instance> {
+        let upstreams = self.upstreams();
         let mut instances = Vec::new();
         for (index, process) in self.procfile.types.iter().enumerate() {
             let count = self.formation.get(&process.name).copied().unwrap_or(1);
@@ -114,6 +140,7 @@ impl Up {
                 let mut env = self.env_for(process);
                 env.insert("PORT".into(), port.to_string());
                 env.insert("DOZEN_PROCESS".into(), name.clone());
+                env.insert("DOZEN_UPSTREAMS".into(), upstreams.clone());
                 let real: Vec<&str> = self.real_env.keys().map(String::as_str).collect();
                 env.insert(REAL_VARS.into(), real.join(","));
                 instances.push(Instance {
@@ -325,6 +352,12 @@ async fn announce_when_ready(instances: Vec<Instance>, out: Output, phase: watch
         out.note(&format!(
             "  {:<14} http://127.0.0.1:{}",
             instance.name, instance.port
+        ));
+    }
+    for gateway in instances.iter().filter(|i| i.name.starts_with("web.")) {
+        out.note(&format!(
+            "open http://127.0.0.1:{} (the services answer under /api/<service>/)",
+            gateway.port
         ));
     }
 }

@@ -32,7 +32,7 @@ fn children_of(parent: u32) -> Vec<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_stops_cleanly() {
     let base = 20000 + (std::process::id() % 200) as u16 * 100;
-    let jwks = format!("http://127.0.0.1:{base}/.well-known/jwks.json");
+    let jwks = format!("http://127.0.0.1:{}/.well-known/jwks.json", base + 100);
     let mut dozen = Dozen::start_with(
         &repo_file("Procfile"),
         &repo_file("dev.env"),
@@ -40,8 +40,10 @@ async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_sto
         &[("JWKS_URL", jwks)],
         &[("schedule", repo_file("schedule"))],
     );
-    let ready = dozen.wait_for("every process is ready", 1).await;
-    assert!(!ready.is_empty());
+    dozen.wait_for("every process is ready", 1).await;
+    dozen
+        .wait_for(&format!("open http://127.0.0.1:{base} "), 1)
+        .await;
     for process in [
         "accounts.1",
         "chat.1",
@@ -61,12 +63,18 @@ async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_sto
         );
     }
     let children = children_of(dozen.child.id().unwrap());
-    assert_eq!(children.len(), 7, "one child per process");
+    assert_eq!(children.len(), 8, "one child per process");
+    assert_eq!(
+        dozen
+            .lines_with(&format!("open http://127.0.0.1:{base}"))
+            .len(),
+        1
+    );
 
-    // Signup on accounts → the welcome mail from notifier, through the bus.
+    // Signup on accounts, through the gateway → the welcome mail from notifier, through the bus.
     let client = reqwest::Client::new();
     let signed_up: Value = client
-        .post(format!("http://127.0.0.1:{base}/v1/users"))
+        .post(format!("http://127.0.0.1:{base}/api/accounts/v1/users"))
         .json(&json!({"username": "alice", "email": "alice@example.com", "password": "correct horse battery"}))
         .send()
         .await
@@ -84,8 +92,9 @@ async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_sto
         assert!(std::time::Instant::now() < deadline, "no welcome mail");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Both chat web processes answer, each on its own port, with accounts' keys.
-    for port in [base + 100, base + 101] {
+    // Both chat web processes answer, each on its own port, with accounts' keys,
+    // and the gateway shares requests between them.
+    for port in [base + 200, base + 201] {
         let rooms = client
             .get(format!("http://127.0.0.1:{port}/v1/rooms"))
             .bearer_auth(&token)
@@ -93,6 +102,29 @@ async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_sto
             .await
             .unwrap();
         assert_eq!(rooms.status(), 200);
+    }
+    for _ in 0..4 {
+        let rooms = client
+            .get(format!("http://127.0.0.1:{base}/api/chat/v1/rooms"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rooms.status(), 200);
+    }
+    // `dozen status` sees every process ready.
+    let status = crate::dozen(dozen.folder.path())
+        .arg("status")
+        .output()
+        .await
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    for process in ["web.1", "accounts.1", "chat.2", "clock.1"] {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(process))
+            .unwrap_or_else(|| panic!("{status}"));
+        assert!(line.contains(" yes "), "{line}");
     }
 
     dozen.signal(Signal::SIGINT);

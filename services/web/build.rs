@@ -1,0 +1,3 @@
+fn main() {
+    dozen_build_info::emit();
+}
