@@ -29,15 +29,53 @@ fn children_of(parent: u32) -> Vec<i32> {
         .collect()
 }
 
+/// Eight process types a hundred ports apart: each test its own block.
+fn port_base(block: u16) -> u16 {
+    20000 + (std::process::id() % 20) as u16 * 2000 + block * 1000
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_stops_cleanly() {
-    let base = 20000 + (std::process::id() % 200) as u16 * 100;
-    let jwks = format!("http://127.0.0.1:{}/.well-known/jwks.json", base + 100);
+    whole_system(port_base(0), Vec::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_command_runs_the_system_on_postgres_and_nats_given_only_two_variables() {
+    let Some(dozen_testing::Backend::Postgres(server)) = dozen_testing::Backend::postgres() else {
+        return;
+    };
+    let Some(nats) = dozen_testing::ChildServer::nats() else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (server, _) = server.rsplit_once('/').unwrap();
+    let database = format!(
+        "{server}/dozen_test_{now}_{}_{{service}}",
+        std::process::id()
+    );
+    whole_system(
+        port_base(1),
+        vec![
+            ("DATABASE_URL", database),
+            ("BUS_URL", format!("nats://127.0.0.1:{}", nats.port())),
+        ],
+    )
+    .await;
+}
+
+async fn whole_system(base: u16, mut vars: Vec<(&'static str, String)>) {
+    vars.push((
+        "JWKS_URL",
+        format!("http://127.0.0.1:{}/.well-known/jwks.json", base + 100),
+    ));
     let mut dozen = Dozen::start_with(
         &repo_file("Procfile"),
         &repo_file("dev.env"),
         &["--port-base", &base.to_string(), "-m", "chat=2"],
-        &[("JWKS_URL", jwks)],
+        &vars,
         &[("schedule", repo_file("schedule"))],
     );
     dozen.wait_for("every process is ready", 1).await;
@@ -103,14 +141,23 @@ async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_sto
             .unwrap();
         assert_eq!(rooms.status(), 200);
     }
-    for _ in 0..4 {
-        let rooms = client
+    // The gateway asks each instance's readiness twice a second: give it a moment.
+    let through_gateway = || {
+        client
             .get(format!("http://127.0.0.1:{base}/api/chat/v1/rooms"))
             .bearer_auth(&token)
             .send()
-            .await
-            .unwrap();
-        assert_eq!(rooms.status(), 200);
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while through_gateway().await.unwrap().status() != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never reached chat"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..4 {
+        assert_eq!(through_gateway().await.unwrap().status(), 200);
     }
     // `dozen status` sees every process ready.
     let status = crate::dozen(dozen.folder.path())
