@@ -33,6 +33,14 @@ async fn dead_letters(bus: &dyn Bus) -> u64 {
         .map_or(0, |s| s.dead_letters)
 }
 
+async fn one_dead_letter(bus: &dyn Bus) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dead_letters(bus).await < 1 {
+        assert!(Instant::now() < deadline, "the event never died");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn signup(n: u32) -> Event {
     Event::new(
         "test",
@@ -76,11 +84,7 @@ async fn dlq_lists_shows_and_redrives_dead_letters_which_are_then_handled() {
     bus.publish(UserSignedUp::TYPE, std::slice::from_ref(&event))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while dead_letters(bus.as_ref()).await < 1 {
-        assert!(Instant::now() < deadline, "the event never died");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    one_dead_letter(bus.as_ref()).await;
 
     let (code, listed) = dozen_says(folder.path(), &["dlq", "list"]).await;
     assert_eq!(code, 0);
@@ -125,11 +129,7 @@ async fn dlq_lists_shows_and_redrives_dead_letters_which_are_then_handled() {
     bus.publish(UserSignedUp::TYPE, std::slice::from_ref(&second))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while dead_letters(bus.as_ref()).await < 1 {
-        assert!(Instant::now() < deadline, "the second event never died");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    one_dead_letter(bus.as_ref()).await;
     let (_, deleted) = dozen_says(
         folder.path(),
         &["dlq", "purge", "test.work", "--event", &second.id],
