@@ -4,6 +4,7 @@
 //! the same for both, and lives here once.
 
 use axum::Router;
+use dozen_manifest::Var;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
 use dozen_runtime::database::DatabaseSettings;
 use dozen_runtime::http::{service_router, HttpServer, HttpSettings, Ops};
@@ -36,6 +37,19 @@ impl FromEnv for ProcessSettings {
             database: DatabaseSettings::from_env(env)?,
             bus: BusSettings::from_env(env)?,
         })
+    }
+}
+
+impl ProcessSettings {
+    /// The variables [`ProcessSettings::from_env`] reads, for the service's manifest.
+    pub fn vars() -> Vec<Var> {
+        [
+            LogSettings::vars(),
+            HttpSettings::vars(),
+            DatabaseSettings::vars(),
+            BusSettings::vars(),
+        ]
+        .concat()
     }
 }
 

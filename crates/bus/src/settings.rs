@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use dozen_manifest::Var;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
 
 use crate::backend::{Bus, BusError};
@@ -82,6 +83,17 @@ impl FromEnv for BusSettings {
         Ok(Self {
             url: env.required("BUS_URL")?,
         })
+    }
+}
+
+impl BusSettings {
+    /// The variables [`BusSettings::from_env`] reads, for the service's manifest.
+    pub fn vars() -> Vec<Var> {
+        vec![Var::required(
+            "BUS_URL",
+            "sqlite://data/bus.db",
+            "the event bus: sqlite://, postgres://, nats://, amqp:// or sns+sqs://",
+        )]
     }
 }
 

@@ -69,6 +69,17 @@ impl Subscription {
     /// The delay before redelivering after failed attempt `attempt` (1-based):
     /// exponential, capped, with jitter between half and all of it so that
     /// consumers failing together do not retry together.
+    /// The subscription as a service's manifest declares it (what
+    /// infrastructure code must create: SQS counts visibility in whole seconds).
+    pub fn declared(&self) -> dozen_manifest::Subscription {
+        dozen_manifest::Subscription {
+            name: self.name.clone(),
+            topic: self.topic.clone(),
+            max_attempts: self.max_attempts,
+            visibility_timeout_seconds: self.visibility_timeout.as_secs_f64().ceil() as u64,
+        }
+    }
+
     pub fn retry_delay(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(30);
         let full = self

@@ -5,9 +5,10 @@
 //! without touching the process environment. The first problem stops start-up
 //! with exit code 2 and one line naming the variable ([`load_or_exit`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A variable that is missing or cannot be used, named so an operator can fix it.
@@ -35,9 +36,14 @@ pub trait FromEnv: Sized {
 }
 
 /// A snapshot of environment variables.
+///
+/// It remembers the name of every variable asked for, so a test can check a
+/// service's declared variables ([`dozen_manifest::Manifest`]) against what
+/// its settings really read.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    asked: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Env {
@@ -47,6 +53,7 @@ impl Env {
             vars: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
+            asked: Arc::default(),
         }
     }
 
@@ -56,11 +63,20 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            asked: Arc::default(),
         }
+    }
+
+    /// Every variable name asked for so far, set or not (clones share the record).
+    pub fn asked(&self) -> BTreeSet<String> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// The raw value; an empty value counts as unset, as most shells and env files mean it.
     pub fn raw(&self, var: &str) -> Option<&str> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(var.to_owned());
+        }
         self.vars
             .get(var)
             .map(String::as_str)
@@ -205,6 +221,16 @@ mod tests {
         assert_eq!(env.duration_or("C", default).unwrap(), default);
         let err = env.duration_or("B", default).unwrap_err();
         assert_eq!(err.var, "B");
+    }
+
+    #[test]
+    fn the_environment_remembers_every_name_asked_for() {
+        let env = Env::from_pairs([("PORT", "8080")]);
+        let _ = env.required::<u16>("PORT");
+        let _ = env.optional::<u16>("HOST");
+        let _ = env.clone().secret("KEY");
+        let asked: Vec<String> = env.asked().into_iter().collect();
+        assert_eq!(asked, ["HOST", "KEY", "PORT"]);
     }
 
     #[test]

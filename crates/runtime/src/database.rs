@@ -15,6 +15,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection, Executor};
 
 use crate::config::{ConfigError, Env, FromEnv};
+use dozen_manifest::Var;
 
 /// Which kind of database a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,24 @@ impl FromEnv for DatabaseSettings {
             max_connections,
             acquire_timeout: env.duration_or("DATABASE_ACQUIRE_TIMEOUT", Duration::from_secs(5))?,
         })
+    }
+}
+
+impl DatabaseSettings {
+    /// The variables [`DatabaseSettings::from_env`] reads, for the service's manifest.
+    pub fn vars() -> Vec<Var> {
+        vec![
+            Var::secret(
+                "DATABASE_URL",
+                "sqlite://data/example.db",
+                "the service's own database: postgres:// or sqlite://",
+            ),
+            Var::optional("DATABASE_MAX_CONNECTIONS", "pool size (default 10)"),
+            Var::optional(
+                "DATABASE_ACQUIRE_TIMEOUT",
+                "longest wait for a pooled connection (default 5s)",
+            ),
+        ]
     }
 }
 

@@ -20,6 +20,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{ConfigError, Env, FromEnv};
+use dozen_manifest::Var;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,23 @@ impl FromEnv for LogSettings {
             )
         })?;
         Ok(Self { format, filter })
+    }
+}
+
+impl LogSettings {
+    /// The variables [`LogSettings::from_env`] reads, for the service's manifest.
+    pub fn vars() -> Vec<Var> {
+        vec![
+            Var::optional(
+                "LOG_FORMAT",
+                "json or pretty (default: pretty on a terminal)",
+            ),
+            Var::optional(
+                "LOG_LEVEL",
+                "a filter such as info or chat=debug (default info)",
+            ),
+            Var::optional("RUST_LOG", "read when LOG_LEVEL is not set"),
+        ]
     }
 }
 

@@ -13,6 +13,7 @@ mod proxy;
 mod server;
 
 pub mod mail;
+pub mod manifest;
 
 pub use database::{Backend, TestDatabase};
 pub use proxy::TcpProxy;

@@ -57,7 +57,7 @@ pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Proce
         outbox,
     };
     let work = Work {
-        api: crate::routes::router(state),
+        api: dozen_runtime::http::also_under(crate::manifest::ROUTE, crate::routes::router(state)),
         relay: Some(relay),
         consumers: Vec::new(),
     };

@@ -3,6 +3,7 @@
 //! `accounts serve` is the web process; `accounts migrate` the release phase.
 
 pub mod app;
+pub mod manifest;
 pub mod password;
 pub mod settings;
 pub mod tokens;

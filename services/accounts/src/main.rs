@@ -19,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print what this service needs to run (commands, variables, topics,
+    /// subscriptions) as JSON, for `dozen export`.
+    Describe,
     /// Serve the HTTP API on $PORT (the `web` process type).
     Serve,
     /// Apply the database migrations embedded in this binary, then exit (the release phase).
@@ -30,6 +33,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
     let outcome = match cli.command {
+        Command::Describe => {
+            println!("{}", accounts::manifest::manifest().to_json());
+            Ok(())
+        }
         Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
     };

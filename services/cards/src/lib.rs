@@ -5,6 +5,7 @@
 pub mod app;
 pub mod fetch;
 pub mod guard;
+pub mod manifest;
 pub mod parse;
 pub mod previews;
 pub mod settings;

@@ -19,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print what this service needs to run (commands, variables, topics,
+    /// subscriptions) as JSON, for `dozen export`.
+    Describe,
     /// Consume `message.sent` and publish cards until stopped (the `worker`
     /// process type); health, readiness and metrics on $PORT.
     Work,
@@ -31,6 +34,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
     let outcome = match cli.command {
+        Command::Describe => {
+            println!("{}", cards::manifest::manifest().to_json());
+            Ok(())
+        }
         Command::Work => work(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
     };

@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print what this service needs to run (commands, variables, topics,
+    /// subscriptions) as JSON, for `dozen export`.
+    Describe,
     /// Serve the HTTP API and live streams on $PORT (the `web` process type).
     Serve,
     /// Keep the user directory and attach cards until stopped (the `worker`
@@ -28,16 +31,13 @@ enum Command {
     Work,
     /// Apply the database migrations embedded in this binary, then exit (the release phase).
     Migrate,
-    /// Move messages older than a cutoff to cold storage, then delete them
-    /// here. Safe to interrupt and run again: it resumes, and nothing is lost
+    /// Move messages older than a cutoff to cold storage (`ARCHIVE_URL`),
+    /// then delete them here. Safe to interrupt and run again: it resumes, and nothing is lost
     /// or archived twice.
     Archive {
         /// Archive messages older than this, e.g. `90d`, `12h`.
         #[arg(long, value_parser = humantime::parse_duration)]
         older_than: Duration,
-        /// Cold storage: `file://<folder>` or `s3://<bucket>/<prefix>`.
-        #[arg(long)]
-        to: String,
         /// Count what would move; write and delete nothing.
         #[arg(long)]
         dry_run: bool,
@@ -52,12 +52,15 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
     let outcome = match cli.command {
+        Command::Describe => {
+            println!("{}", chat::manifest::manifest().to_json());
+            Ok(())
+        }
         Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
         Command::Work => work(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
         Command::Archive {
             older_than,
-            to,
             dry_run,
             batch,
         } => {
@@ -66,7 +69,7 @@ async fn main() -> ExitCode {
                 dry_run,
                 ..Plan::new(older_than)
             };
-            run_archive(load_or_exit(SERVICE, &env), &to, plan).await
+            run_archive(load_or_exit(SERVICE, &env), plan).await
         }
     };
     dozen_runtime::command::exit_code(SERVICE, outcome)
@@ -89,9 +92,9 @@ async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
     .await
 }
 
-async fn run_archive(settings: ArchiveSettings, to: &str, plan: Plan) -> anyhow::Result<()> {
+async fn run_archive(settings: ArchiveSettings, plan: Plan) -> anyhow::Result<()> {
     dozen_runtime::logging::init(SERVICE, &settings.log);
-    let destination = Destination::parse(to)?;
+    let destination = Destination::parse(&settings.destination)?;
     let db = dozen_runtime::database::connect_lazy(&settings.database)?;
     let summary = archive::run(&db, &destination, &plan).await?;
     db.close().await;

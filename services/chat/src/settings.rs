@@ -22,11 +22,13 @@ impl FromEnv for Settings {
     }
 }
 
-/// Settings of `chat archive`: the database; the destination is an argument.
+/// Settings of `chat archive`: the database and the cold storage.
 #[derive(Debug)]
 pub struct ArchiveSettings {
     pub log: LogSettings,
     pub database: DatabaseSettings,
+    /// `ARCHIVE_URL` (required): `file://<folder>` or `s3://<bucket>/<prefix>`.
+    pub destination: String,
 }
 
 impl FromEnv for ArchiveSettings {
@@ -34,8 +36,20 @@ impl FromEnv for ArchiveSettings {
         Ok(Self {
             log: LogSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
+            destination: archive_url(env)?,
         })
     }
+}
+
+fn archive_url(env: &Env) -> Result<String, ConfigError> {
+    let url: String = env.required("ARCHIVE_URL")?;
+    if !(url.starts_with("file://") || url.starts_with("s3://")) {
+        return Err(ConfigError::new(
+            "ARCHIVE_URL",
+            format!("must be file://<folder> or s3://<bucket>/<prefix> (got {url:?})"),
+        ));
+    }
+    Ok(url)
 }
 
 /// The keys tokens are checked with: `JWKS_URL` (accounts'

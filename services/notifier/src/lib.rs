@@ -5,6 +5,7 @@
 pub mod app;
 pub mod handlers;
 pub mod mail;
+pub mod manifest;
 pub mod report;
 pub mod settings;
 pub mod store;

@@ -25,19 +25,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print what this service needs to run (commands, variables, topics,
+    /// subscriptions) as JSON, for `dozen export`.
+    Describe,
     /// Consume events and send mail until stopped (the `worker` process type);
     /// health, readiness and metrics on $PORT.
     Work,
     /// Apply the database migrations embedded in this binary, then exit (the release phase).
     Migrate,
-    /// E-mail the counts of a period ending now (an admin process).
+    /// E-mail the counts of a period ending now to `REPORT_TO` (an admin process).
     Report {
         /// How far back: `24h`, `7d`, `90m`…
         #[arg(long, default_value = "24h", value_parser = parse_period)]
         period: Duration,
-        /// Who gets the report.
-        #[arg(long)]
-        to: String,
     },
 }
 
@@ -63,9 +63,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
     let outcome = match cli.command {
+        Command::Describe => {
+            println!("{}", notifier::manifest::manifest().to_json());
+            Ok(())
+        }
         Command::Work => work(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
-        Command::Report { period, to } => report(load_or_exit(SERVICE, &env), period, &to).await,
+        Command::Report { period } => report(load_or_exit(SERVICE, &env), period).await,
     };
     dozen_runtime::command::exit_code(SERVICE, outcome)
 }
@@ -85,7 +89,7 @@ async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
     .await
 }
 
-async fn report(settings: ReportSettings, period: Duration, to: &str) -> anyhow::Result<()> {
+async fn report(settings: ReportSettings, period: Duration) -> anyhow::Result<()> {
     logging::init(SERVICE, &settings.log);
     let db = database::connect_lazy(&settings.database)?;
     let mailer = Mailer::new(&settings.mail)?;
@@ -93,10 +97,10 @@ async fn report(settings: ReportSettings, period: Duration, to: &str) -> anyhow:
         .await
         .context("reading the counts")?;
     report
-        .send(&mailer, to)
+        .send(&mailer, &settings.to)
         .await
         .context("sending the report")?;
     print!("{}", report.text());
-    tracing::info!(to, "report sent");
+    tracing::info!(to = settings.to, "report sent");
     Ok(())
 }

@@ -58,6 +58,8 @@ pub struct ReportSettings {
     pub log: LogSettings,
     pub database: DatabaseSettings,
     pub mail: MailSettings,
+    /// `REPORT_TO` (required): who gets the report.
+    pub to: String,
 }
 
 impl FromEnv for ReportSettings {
@@ -66,6 +68,18 @@ impl FromEnv for ReportSettings {
             log: LogSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
             mail: MailSettings::from_env(env)?,
+            to: mailbox(env, "REPORT_TO")?,
         })
     }
+}
+
+fn mailbox(env: &Env, var: &str) -> Result<String, ConfigError> {
+    let text: String = env.required(var)?;
+    if text.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError::new(
+            var,
+            format!("is not a mail address like ops@example.com (got {text:?})"),
+        ));
+    }
+    Ok(text)
 }

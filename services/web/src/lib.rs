@@ -4,6 +4,7 @@
 //! browser UI comes later.
 
 pub mod gateway;
+pub mod manifest;
 pub mod upstreams;
 
 use std::time::Duration;

@@ -20,13 +20,17 @@ struct Cli {
 enum Command {
     /// Serve on $PORT, routing /api/<service>/… to the services' ready instances.
     Serve,
+    /// Print what this service needs to run (commands, variables) as JSON,
+    /// for `dozen export`.
+    Describe,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli {
-        command: Command::Serve,
-    } = Cli::parse();
+    if let Command::Describe = Cli::parse().command {
+        println!("{}", web::manifest::manifest().to_json());
+        return ExitCode::SUCCESS;
+    }
     let settings: Settings = load_or_exit(SERVICE, &Env::from_process());
     let outcome = async {
         let shutdown = dozen_runtime::command::start(SERVICE, &settings.log);

@@ -23,6 +23,7 @@ pub use ops::{Ops, Readiness};
 
 use crate::config::{ConfigError, Env, FromEnv};
 use crate::shutdown::Shutdown;
+use dozen_manifest::Var;
 
 /// `HOST` (default `0.0.0.0`), `PORT` (required; 0 picks a free port),
 /// `REQUEST_TIMEOUT` (default 30s), `MAX_BODY_BYTES` (default 65536),
@@ -51,6 +52,28 @@ impl FromEnv for HttpSettings {
 }
 
 impl HttpSettings {
+    /// The variables [`HttpSettings::from_env`] reads, for the service's manifest.
+    pub fn vars() -> Vec<Var> {
+        vec![
+            Var::platform(
+                "PORT",
+                "8080",
+                "the port to serve on; the process runner sets it",
+            ),
+            Var::optional("HOST", "the address to bind (default 0.0.0.0)"),
+            Var::optional(
+                "REQUEST_TIMEOUT",
+                "longest a request may take (default 30s)",
+            ),
+            Var::optional("MAX_BODY_BYTES", "largest request body (default 65536)"),
+            Var::optional(
+                "SHUTDOWN_TIMEOUT",
+                "longest the drain after SIGTERM may take (default 25s)",
+            ),
+            Var::platform("RELEASE_ID", "dev", "the release, shown by /healthz"),
+        ]
+    }
+
     /// Settings for tests and embedding: loopback, a free port, the defaults.
     pub fn local() -> Self {
         Self {
@@ -123,6 +146,12 @@ impl HttpServer {
 /// The service's own routes plus `/healthz`, `/readyz`, `/metrics`, wrapped in
 /// the standard middleware (outermost first): request context (id, span, log
 /// line, metrics) → JSON error bodies → panic guard → timeout → body limit.
+/// `api` at its own paths and again under `prefix` (`/api/chat`), so a load
+/// balancer or ingress that routes by path prefix needs no rewriting.
+pub fn also_under(prefix: &str, api: Router) -> Router {
+    api.clone().nest(prefix, api)
+}
+
 pub fn service_router(api: Router, ops: Ops, settings: &HttpSettings) -> Router {
     let metrics = ops.metrics().clone();
     api.merge(ops.router())

@@ -271,8 +271,9 @@ dozen_testing::on_every_database!(
 fn archive_command(database_url: &str, to: &str) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat"));
     command
-        .args(["archive", "--older-than", "90d", "--to", to])
+        .args(["archive", "--older-than", "90d"])
         .env_clear()
+        .env("ARCHIVE_URL", to)
         .env("DATABASE_URL", database_url)
         .env("LOG_LEVEL", "warn")
         .stdin(Stdio::null())

@@ -65,7 +65,20 @@ async fn a_room_name_is_taken_once(backend: Backend) {
     assert_eq!(body["error"]["code"], "room_name_taken");
 }
 
+async fn the_api_also_answers_under_its_public_route_as_a_load_balancer_sends_it(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let alice = chat.user("alice");
+    chat.room(&alice, "general").await;
+    let direct: Value = chat.get_json("/v1/rooms", &alice).await;
+    let routed: Value = chat
+        .get_json(&format!("{}/v1/rooms", chat::manifest::ROUTE), &alice)
+        .await;
+    assert_eq!(routed, direct);
+    assert_eq!(routed["rooms"].as_array().unwrap().len(), 1);
+}
+
 dozen_testing::on_every_database!(
+    the_api_also_answers_under_its_public_route_as_a_load_balancer_sends_it,
     a_created_room_has_its_creator_as_its_only_member,
     rooms_are_listed_newest_first_saying_which_the_caller_joined,
     joining_a_room_twice_makes_one_membership,

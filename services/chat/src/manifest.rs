@@ -1,0 +1,64 @@
+//! What chat needs to run, for `chat describe` and `dozen export`.
+
+use dozen_bus::{EventType, ProcessSettings};
+use dozen_events::MessageSent;
+use dozen_manifest::{Manifest, Role, Var};
+
+use crate::handlers;
+
+/// Where the public API lives behind a load balancer that routes by path.
+pub const ROUTE: &str = "/api/chat";
+
+pub fn manifest() -> Manifest {
+    Manifest::new(
+        "chat",
+        "Rooms, messages, their cards, a live stream, and the archive.",
+    )
+    .command(
+        "serve",
+        Role::Web {
+            route: ROUTE.into(),
+        },
+    )
+    .command("work", Role::Worker)
+    .command("migrate", Role::Release)
+    .command("archive", Role::Admin)
+    .vars(ProcessSettings::vars())
+    .vars([
+        Var::required(
+            "JWKS_URL",
+            "http://127.0.0.1:8180/.well-known/jwks.json",
+            "where accounts publishes the keys tokens are checked with",
+        ),
+        Var::optional("JWKS", "the key set itself, instead of JWKS_URL"),
+        Var::optional("JWT_ISSUER", "the tokens' expected iss (default dozen)"),
+        Var::optional("JWT_AUDIENCE", "the tokens' expected aud (default dozen)"),
+        Var::required(
+            "ARCHIVE_URL",
+            "file://data/cold",
+            "cold storage for `chat archive`: file://<folder> or s3://<bucket>/<prefix>",
+        ),
+    ])
+    .publishes(MessageSent::TYPE)
+    .subscribes(handlers::subscriptions().iter().map(|s| s.declared()))
+}
+
+#[cfg(test)]
+mod tests {
+    use dozen_testing::manifest::{assert_agrees, loader};
+
+    use crate::{ArchiveSettings, MigrateSettings, Settings, WorkerSettings};
+
+    #[test]
+    fn the_manifest_declares_exactly_what_the_settings_need() {
+        assert_agrees(
+            &super::manifest(),
+            &[
+                loader::<Settings>,
+                loader::<WorkerSettings>,
+                loader::<MigrateSettings>,
+                loader::<ArchiveSettings>,
+            ],
+        );
+    }
+}
