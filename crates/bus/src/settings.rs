@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use dozen_manifest::Var;
+use dozen_manifest::{Backing, Var};
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
 
 use crate::backend::{Bus, BusError};
@@ -93,7 +93,8 @@ impl BusSettings {
             "BUS_URL",
             "sqlite://data/bus.db",
             "the event bus: sqlite://, postgres://, nats://, amqp:// or sns+sqs://",
-        )]
+        )
+        .attaches(Backing::Bus)]
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod envfile;
 pub mod exec;
+pub mod export;
 pub mod ops;
 pub mod procfile;
 pub mod schedule;

@@ -63,6 +63,16 @@ enum Command {
     /// Each process of the `dozen up` running here (pid, port, ready,
     /// restarts), and each subscription of the bus (depth, in flight, dead letters).
     Status,
+    /// Write the deployment descriptions (compose, Kubernetes, AWS) from the
+    /// Procfile, the schedule, each service's `describe` and `deploy/env/`.
+    Export {
+        /// Which ones; all when none is named.
+        #[arg(value_enum)]
+        targets: Vec<dozen::export::Target>,
+        /// Write nothing; exit 1 if a checked-in file is not what would be written.
+        #[arg(long)]
+        check: bool,
+    },
     /// (internal) What each child runs first; see `dozen::exec`.
     #[command(name = "__exec", hide = true)]
     Exec {
@@ -195,6 +205,57 @@ async fn dlq(bus: &dyn dozen_bus::Bus, command: Dlq) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `dozen export`: every target's files, written or (with `check`) compared.
+fn export(
+    bin_dirs: &[PathBuf],
+    targets: &[dozen::export::Target],
+    check: bool,
+) -> anyhow::Result<i32> {
+    use dozen::export::{self, Target};
+    let root = std::path::Path::new(".");
+    let describe = |program: &str| -> Result<dozen_manifest::Manifest, String> {
+        let binary = bin_dirs
+            .iter()
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| PathBuf::from(program));
+        let output = std::process::Command::new(&binary)
+            .arg("describe")
+            .output()
+            .map_err(|e| format!("running `{program} describe`: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "`{program} describe` failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("`{program} describe` printed no manifest: {e}"))
+    };
+    let plan = export::plan(root, describe).map_err(anyhow::Error::msg)?;
+    let targets = if targets.is_empty() {
+        &Target::ALL[..]
+    } else {
+        targets
+    };
+    let mut stale = Vec::new();
+    for target in targets {
+        let artifacts = export::render(root, &plan, *target).map_err(anyhow::Error::msg)?;
+        stale.extend(export::write(root, &artifacts, check).map_err(anyhow::Error::msg)?);
+    }
+    for path in &stale {
+        if check {
+            eprintln!(
+                "dozen: {path} is not what `dozen export` writes: run it and commit the result"
+            );
+        } else {
+            eprintln!("dozen: wrote {path}");
+        }
+    }
+    Ok(i32::from(check && !stale.is_empty()))
+}
+
 fn humantime_secs(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
@@ -286,6 +347,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let ticker = dozen::clock::Ticker::new(jobs, dozen::clock::SystemClock, up, state)?;
             dozen::clock::run(ticker).await
         }
+        Command::Export { targets, check } => export(&up.bin_dirs, &targets, check),
         Command::Exec { .. } => unreachable!("handled before the runtime starts"),
     }
 }

@@ -115,6 +115,19 @@ pub struct Var {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example: Option<String>,
     pub about: String,
+    /// The backing service the variable attaches, if it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attaches: Option<Backing>,
+}
+
+/// Kinds of backing service (factor IV), so a deployment can provision them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backing {
+    Database,
+    Bus,
+    Mail,
+    ObjectStore,
 }
 
 /// Whether and how an environment provides a variable.
@@ -138,7 +151,14 @@ impl Var {
             need,
             example: example.map(str::to_owned),
             about: about.to_owned(),
+            attaches: None,
         }
+    }
+
+    /// Marks the variable as the URL of a backing service.
+    pub fn attaches(mut self, backing: Backing) -> Self {
+        self.attaches = Some(backing);
+        self
     }
 
     pub fn required(name: &str, example: &str, about: &str) -> Self {

@@ -15,7 +15,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection, Executor};
 
 use crate::config::{ConfigError, Env, FromEnv};
-use dozen_manifest::Var;
+use dozen_manifest::{Backing, Var};
 
 /// Which kind of database a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,8 @@ impl DatabaseSettings {
                 "DATABASE_URL",
                 "sqlite://data/example.db",
                 "the service's own database: postgres:// or sqlite://",
-            ),
+            )
+            .attaches(Backing::Database),
             Var::optional("DATABASE_MAX_CONNECTIONS", "pool size (default 10)"),
             Var::optional(
                 "DATABASE_ACQUIRE_TIMEOUT",

@@ -2,7 +2,7 @@
 
 use dozen_bus::{EventType, ProcessSettings};
 use dozen_events::MessageSent;
-use dozen_manifest::{Manifest, Role, Var};
+use dozen_manifest::{Backing, Manifest, Role, Var};
 
 use crate::handlers;
 
@@ -37,7 +37,8 @@ pub fn manifest() -> Manifest {
             "ARCHIVE_URL",
             "file://data/cold",
             "cold storage for `chat archive`: file://<folder> or s3://<bucket>/<prefix>",
-        ),
+        )
+        .attaches(Backing::ObjectStore),
     ])
     .publishes(MessageSent::TYPE)
     .subscribes(handlers::subscriptions().iter().map(|s| s.declared()))

@@ -1,7 +1,7 @@
 //! What notifier needs to run, for `notifier describe` and `dozen export`.
 
 use dozen_bus::ProcessSettings;
-use dozen_manifest::{Manifest, Role, Var};
+use dozen_manifest::{Backing, Manifest, Role, Var};
 
 use crate::handlers;
 
@@ -19,7 +19,8 @@ pub fn manifest() -> Manifest {
             "SMTP_URL",
             "file://data/mail",
             "where mail goes: smtp://, smtps:// (with credentials) or file://<folder>",
-        ),
+        )
+        .attaches(Backing::Mail),
         Var::optional(
             "MAIL_FROM",
             "the sender (default Dozen <no-reply@dozen.localhost>)",

@@ -1,0 +1,958 @@
+//! `deploy/aws/dozen.yaml`: CloudFormation for ECS on Fargate. A task
+//! definition and service per process type, an ALB routing paths to web
+//! processes, SNS topics and SQS queues (with dead-letter queues) for every
+//! subscription, least-privilege task roles, log groups, the release task,
+//! EventBridge Scheduler schedules for the jobs, and autoscaling.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dozen_manifest::{Backing, Manifest, Role, Subscription};
+use serde_json::{json, Map, Value};
+
+use super::plan::{Environment, Plan, Process, Value as Var, PORT};
+use super::{yaml, Artifact, DEREGISTRATION_SECONDS, GRACE_SECONDS};
+
+/// `chat-worker`, `user.signed_up` → `ChatWorker`, `UserSignedUp`: a logical id part.
+pub fn logical(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            first.into_iter().chain(chars).collect::<String>()
+        })
+        .collect()
+}
+
+/// The bus's name for a topic or queue (`dozen_bus` makes every other character `_`).
+fn token(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A five-field cron (UTC) as EventBridge Scheduler's six fields, where one
+/// of day-of-month and day-of-week must be `?` and Sunday is 1.
+pub fn scheduler_cron(five: &str) -> Result<String, String> {
+    let fields: Vec<&str> = five.split_whitespace().collect();
+    let [minute, hour, dom, month, dow] = fields[..] else {
+        return Err(format!("{five:?}: expected five fields"));
+    };
+    let (dom, dow) = match (dom, dow) {
+        (dom, "*") => (dom.to_owned(), "?".to_owned()),
+        ("*", dow) => ("?".to_owned(), weekdays(dow)?),
+        _ => {
+            return Err(format!(
+                "{five:?}: AWS cannot take both a day of month and a day of week"
+            ))
+        }
+    };
+    Ok(format!("cron({minute} {hour} {dom} {month} {dow} *)"))
+}
+
+fn weekdays(field: &str) -> Result<String, String> {
+    let day = |text: &str| -> Result<String, String> {
+        let n: u32 = text.parse().ok().filter(|n| *n <= 7).ok_or_else(|| {
+            format!("day of week {text:?}: AWS export takes 0-7, lists and ranges")
+        })?;
+        Ok((n % 7 + 1).to_string())
+    };
+    field
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((from, to)) => Ok(format!("{}-{}", day(from)?, day(to)?)),
+            None => day(part),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|days| days.join(","))
+}
+
+fn sub(text: &str) -> Value {
+    json!({ "Fn::Sub": text })
+}
+
+fn get_att(resource: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [resource, attribute] })
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "Ref": name })
+}
+
+/// A value as CloudFormation should see it: `${…}` substituted.
+fn value(text: &str) -> Value {
+    if text.contains("${") {
+        sub(text)
+    } else {
+        json!(text)
+    }
+}
+
+fn assume(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Principal": { "Service": service }, "Action": "sts:AssumeRole" }],
+    })
+}
+
+fn policy(name: &str, statements: Vec<Value>) -> Value {
+    json!({ "PolicyName": name, "PolicyDocument": { "Version": "2012-10-17", "Statement": statements } })
+}
+
+/// The template under construction.
+struct Template {
+    resources: Map<String, Value>,
+    /// Names (logical ids) of the bus's topics, by topic.
+    topics: BTreeMap<String, String>,
+    prefix: String,
+}
+
+impl Template {
+    fn add(&mut self, id: impl Into<String>, resource: Value) {
+        self.resources.insert(id.into(), resource);
+    }
+
+    /// `${AWS::StackName}-user_signed_up`: the name the bus looks up.
+    fn bus_name(&self, name: &str) -> Value {
+        sub(&format!("{}{}", self.prefix, token(name)))
+    }
+}
+
+pub fn render(plan: &Plan, env: &Environment) -> Result<Vec<Artifact>, String> {
+    let prefix = bus_prefix(env)?;
+    let mut t = Template {
+        resources: Map::new(),
+        topics: BTreeMap::new(),
+        prefix,
+    };
+    shared(&mut t);
+    let services = plan.services();
+    for service in &services {
+        messaging(&mut t, plan.manifest(service));
+    }
+    for service in &services {
+        service_resources(&mut t, plan, env, service)?;
+    }
+    load_balancer(&mut t, plan);
+    for process in &plan.processes {
+        ecs_service(&mut t, plan, env, process)?;
+    }
+    release(&mut t, plan, env)?;
+    schedule(&mut t, plan, env)?;
+    let template = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Dozen on ECS Fargate. Generated by `dozen export aws`: change the Procfile, the schedule, a service's manifest or deploy/env/aws.env and run it again.",
+        "Parameters": parameters(),
+        "Resources": t.resources,
+        "Outputs": outputs(plan),
+    });
+    let header = "# Generated by `dozen export aws` from the Procfile, the schedule, each\n\
+                  # service's manifest and deploy/env/aws.env. Do not edit.\n";
+    Ok(vec![Artifact::new(
+        "deploy/aws/dozen.yaml",
+        format!("{header}{}", yaml::to_string(&template)),
+    )])
+}
+
+/// The `prefix=` of the environment's `BUS_URL`, which names every topic and queue.
+fn bus_prefix(env: &Environment) -> Result<String, String> {
+    let url = env
+        .vars
+        .get("BUS_URL")
+        .ok_or_else(|| format!("{}: BUS_URL is required", env.source))?;
+    let options = url
+        .strip_prefix("sns+sqs://")
+        .and_then(|rest| rest.split_once('?'))
+        .map(|(_, query)| query)
+        .ok_or_else(|| format!("{}: BUS_URL must be sns+sqs://?… on AWS", env.source))?;
+    let option = |key: &str| {
+        options
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+    };
+    if option("create") != Some("false") {
+        return Err(format!(
+            "{}: BUS_URL needs create=false: this template creates the topics and queues, and roles may not",
+            env.source
+        ));
+    }
+    Ok(option("prefix").unwrap_or_default().to_owned())
+}
+
+fn parameters() -> Value {
+    json!({
+        "VpcId": { "Type": "AWS::EC2::VPC::Id", "Description": "The VPC to run in" },
+        "VpcCidr": { "Type": "String", "Default": "10.0.0.0/16", "Description": "Where the databases are (for the tasks' egress on 5432)" },
+        "PublicSubnets": { "Type": "List<AWS::EC2::Subnet::Id>", "Description": "Subnets of the load balancer" },
+        "PrivateSubnets": { "Type": "List<AWS::EC2::Subnet::Id>", "Description": "Subnets of the tasks (with a NAT gateway or VPC endpoints)" },
+        "CertificateArn": { "Type": "String", "Description": "The ACM certificate of the HTTPS listener" },
+        "ImageRegistry": { "Type": "String", "Description": "Where the dozen-<service> images are, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com" },
+        "ImageTag": { "Type": "String", "Description": "The release the services run" },
+        "ReleaseImageTag": { "Type": "String", "Description": "The release the release-phase task runs: set it to the new tag, run the task, then set ImageTag" },
+    })
+}
+
+fn outputs(plan: &Plan) -> Value {
+    let mut outputs = json!({
+        "Url": { "Description": "The system's address", "Value": sub("https://${LoadBalancer.DNSName}") },
+        "Cluster": { "Value": reference("Cluster") },
+        "TaskSubnets": { "Value": json!({ "Fn::Join": [",", reference("PrivateSubnets")] }) },
+        "TaskSecurityGroup": { "Value": reference("TaskSecurityGroup") },
+    });
+    if !plan.release.is_empty() {
+        outputs["ReleaseTaskDefinition"] = json!({ "Value": reference("ReleaseTask") });
+    }
+    outputs
+}
+
+/// The key, the cluster, and the network rules every task shares.
+fn shared(t: &mut Template) {
+    t.add("Key", json!({
+        "Type": "AWS::KMS::Key",
+        "Properties": {
+            "Description": sub("${AWS::StackName}: logs, topics and cold storage"),
+            "EnableKeyRotation": true,
+            "KeyPolicy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "the account administers the key",
+                        "Effect": "Allow",
+                        "Principal": { "AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "CloudWatch Logs encrypts this stack's log groups",
+                        "Effect": "Allow",
+                        "Principal": { "Service": sub("logs.${AWS::Region}.amazonaws.com") },
+                        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                        "Resource": "*",
+                        "Condition": { "ArnLike": { "kms:EncryptionContext:aws:logs:arn": sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/${AWS::StackName}/*") } },
+                    },
+                    {
+                        "Sid": "SNS reads its encrypted topics and writes the encrypted queues",
+                        "Effect": "Allow",
+                        "Principal": { "Service": "sns.amazonaws.com" },
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                        "Resource": "*",
+                        "Condition": { "StringEquals": { "aws:SourceAccount": reference("AWS::AccountId") } },
+                    },
+                ],
+            },
+        },
+    }));
+    t.add("Cluster", json!({
+        "Type": "AWS::ECS::Cluster",
+        "Properties": { "ClusterSettings": [{ "Name": "containerInsights", "Value": "enabled" }] },
+    }));
+    t.add("LoadBalancerSecurityGroup", json!({
+        "Type": "AWS::EC2::SecurityGroup",
+        "Metadata": { "checkov": { "skip": [{ "id": "CKV_AWS_260", "comment": "Port 80 only answers with a redirect to HTTPS (HttpListener); browsers typing the bare name need it." }] } },
+        "Properties": {
+            "GroupDescription": "The load balancer: HTTPS from anywhere, HTTP only to redirect",
+            "VpcId": reference("VpcId"),
+            "SecurityGroupIngress": [
+                { "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0", "Description": "HTTPS" },
+                { "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0", "Description": "HTTP, redirected to HTTPS" },
+            ],
+        },
+    }));
+    t.add(
+        "LoadBalancerToTasks",
+        json!({
+            "Type": "AWS::EC2::SecurityGroupEgress",
+            "Properties": {
+                "GroupId": get_att("LoadBalancerSecurityGroup", "GroupId"),
+                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT,
+                "DestinationSecurityGroupId": get_att("TaskSecurityGroup", "GroupId"),
+                "Description": "to the tasks' PORT",
+            },
+        }),
+    );
+    let egress = |port: u16, cidr: Value, what: &str| json!({ "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIp": cidr, "Description": what });
+    t.add("TaskSecurityGroup", json!({
+        "Type": "AWS::EC2::SecurityGroup",
+        "Properties": {
+            "GroupDescription": "Dozen tasks: PORT from the load balancer; out to AWS APIs, web pages, mail and the databases",
+            "VpcId": reference("VpcId"),
+            "SecurityGroupEgress": [
+                egress(443, json!("0.0.0.0/0"), "HTTPS: AWS APIs, images, keys, link previews"),
+                egress(80, json!("0.0.0.0/0"), "HTTP: link previews"),
+                egress(587, json!("0.0.0.0/0"), "SMTP with STARTTLS"),
+                egress(465, json!("0.0.0.0/0"), "SMTP over TLS"),
+                egress(5432, reference("VpcCidr"), "PostgreSQL"),
+            ],
+        },
+    }));
+    t.add(
+        "TasksFromLoadBalancer",
+        json!({
+            "Type": "AWS::EC2::SecurityGroupIngress",
+            "Properties": {
+                "GroupId": get_att("TaskSecurityGroup", "GroupId"),
+                "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT,
+                "SourceSecurityGroupId": get_att("LoadBalancerSecurityGroup", "GroupId"),
+                "Description": "PORT from the load balancer",
+            },
+        }),
+    );
+}
+
+/// The topics a service publishes or consumes, and per subscription its
+/// queue, dead-letter queue, queue policy and SNS subscription.
+fn messaging(t: &mut Template, manifest: &Manifest) {
+    let topics = manifest
+        .publishes
+        .iter()
+        .chain(manifest.subscriptions.iter().map(|s| &s.topic));
+    for topic in topics {
+        if t.topics.contains_key(topic) {
+            continue;
+        }
+        let id = format!("{}Topic", logical(topic));
+        let name = t.bus_name(topic);
+        t.add(
+            id.clone(),
+            json!({
+                "Type": "AWS::SNS::Topic",
+                "Properties": { "TopicName": name, "KmsMasterKeyId": reference("Key") },
+            }),
+        );
+        t.topics.insert(topic.clone(), id);
+    }
+    for subscription in &manifest.subscriptions {
+        queue(t, subscription);
+    }
+}
+
+fn queue(t: &mut Template, sub: &Subscription) {
+    let id = logical(&sub.name);
+    let topic = t.topics[&sub.topic].clone();
+    let dead_name = t.bus_name(&format!("{}-dead", sub.name));
+    let name = t.bus_name(&sub.name);
+    t.add(
+        format!("{id}DeadQueue"),
+        json!({
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": dead_name,
+                "MessageRetentionPeriod": 1_209_600,
+                "KmsMasterKeyId": reference("Key"),
+                "Tags": [{ "Key": "dozen-dead-letters-of", "Value": sub.name }],
+            },
+        }),
+    );
+    t.add(
+        format!("{id}Queue"),
+        json!({
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": name,
+                "VisibilityTimeout": sub.visibility_timeout_seconds,
+                "MessageRetentionPeriod": 1_209_600,
+                "KmsMasterKeyId": reference("Key"),
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": get_att(&format!("{id}DeadQueue"), "Arn"),
+                    "maxReceiveCount": sub.max_attempts,
+                },
+                "Tags": [
+                    { "Key": "dozen-subscription", "Value": sub.name },
+                    { "Key": "dozen-topic", "Value": sub.topic },
+                ],
+            },
+        }),
+    );
+    t.add(
+        format!("{id}QueuePolicy"),
+        json!({
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [reference(&format!("{id}Queue"))],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Sid": "only-its-topic",
+                        "Effect": "Allow",
+                        "Principal": { "Service": "sns.amazonaws.com" },
+                        "Action": "sqs:SendMessage",
+                        "Resource": get_att(&format!("{id}Queue"), "Arn"),
+                        "Condition": { "ArnEquals": { "aws:SourceArn": reference(&topic) } },
+                    }],
+                },
+            },
+        }),
+    );
+    t.add(
+        format!("{id}Subscription"),
+        json!({
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {
+                "TopicArn": reference(&topic),
+                "Protocol": "sqs",
+                "Endpoint": get_att(&format!("{id}Queue"), "Arn"),
+                "RawMessageDelivery": true,
+            },
+        }),
+    );
+}
+
+/// The service's log group, buckets for its object stores, and its roles:
+/// the task role may publish only its topics, consume only its queues and
+/// write only its buckets; the execution role reads only its secrets.
+fn service_resources(
+    t: &mut Template,
+    plan: &Plan,
+    env: &Environment,
+    service: &str,
+) -> Result<(), String> {
+    let manifest = plan.manifest(service);
+    let id = logical(service);
+    t.add(
+        format!("{id}Logs"),
+        json!({
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": sub(&format!("/${{AWS::StackName}}/{service}")),
+                "RetentionInDays": 365,
+                "KmsKeyId": get_att("Key", "Arn"),
+            },
+        }),
+    );
+    let mut statements = Vec::new();
+    if manifest.var("BUS_URL").is_some() {
+        // Neither call can be limited to resources: finding topics by name, the readiness ping.
+        statements.push(json!({ "Sid": "FindTopicsAndPingTheBus", "Effect": "Allow", "Action": ["sns:ListTopics", "sqs:ListQueues"], "Resource": "*" }));
+    }
+    if !manifest.publishes.is_empty() {
+        let topics: Vec<Value> = manifest
+            .publishes
+            .iter()
+            .map(|topic| reference(&t.topics[topic]))
+            .collect();
+        statements.push(json!({ "Sid": "PublishItsTopics", "Effect": "Allow", "Action": "sns:Publish", "Resource": topics }));
+    }
+    if !manifest.subscriptions.is_empty() {
+        let queues = |suffix: &str| -> Vec<Value> {
+            manifest
+                .subscriptions
+                .iter()
+                .map(|s| get_att(&format!("{}{suffix}", logical(&s.name)), "Arn"))
+                .collect()
+        };
+        statements.push(json!({
+            "Sid": "ConsumeItsQueues",
+            "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListQueueTags"],
+            "Resource": queues("Queue"),
+        }));
+        statements.push(json!({
+            "Sid": "DeadLetterToItsQueues",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "Resource": queues("DeadQueue"),
+        }));
+    }
+    for var in manifest
+        .vars
+        .iter()
+        .filter(|v| v.attaches == Some(Backing::ObjectStore))
+    {
+        let bucket = format!("{id}{}Bucket", logical(&var.name.to_ascii_lowercase()));
+        t.add(bucket.clone(), json!({
+            "Type": "AWS::S3::Bucket",
+            "Metadata": { "checkov": { "skip": [{ "id": "CKV_AWS_18", "comment": "Cold storage is written by one task role only; CloudTrail data events, not server access logs, audit it where needed." }] } },
+            "Properties": {
+                "BucketEncryption": { "ServerSideEncryptionConfiguration": [{ "ServerSideEncryptionByDefault": { "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": get_att("Key", "Arn") }, "BucketKeyEnabled": true }] },
+                "VersioningConfiguration": { "Status": "Enabled" },
+                "OwnershipControls": { "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] },
+                "PublicAccessBlockConfiguration": { "BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true },
+            },
+        }));
+        statements.push(json!({ "Sid": format!("List{bucket}"), "Effect": "Allow", "Action": "s3:ListBucket", "Resource": get_att(&bucket, "Arn") }));
+        statements.push(json!({ "Sid": format!("ReadWrite{bucket}"), "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": sub(&format!("${{{bucket}.Arn}}/*")) }));
+    }
+    // Topics, queues and buckets are all encrypted with the stack's key.
+    if statements.len() > usize::from(manifest.var("BUS_URL").is_some()) {
+        statements.push(json!({ "Sid": "UseTheStackKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": get_att("Key", "Arn") }));
+    }
+    if !statements.is_empty() {
+        t.add(
+            format!("{id}TaskRole"),
+            json!({
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": assume("ecs-tasks.amazonaws.com"),
+                    "Policies": [policy(service, statements)],
+                },
+            }),
+        );
+    }
+    let secrets = container_env(plan, env, service)?.1;
+    let mut execution = json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": assume("ecs-tasks.amazonaws.com"),
+            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
+        },
+    });
+    if !secrets.is_empty() {
+        execution["Properties"]["Policies"] = json!([policy(
+            &format!("{service}-secrets"),
+            vec![json!({
+                "Sid": "ReadItsSecrets",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameters",
+                "Resource": sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{AWS::StackName}}/{service}/*")),
+            })]
+        )]);
+    }
+    t.add(format!("{id}ExecutionRole"), execution);
+    Ok(())
+}
+
+/// The service's plain variables and its secrets (from SSM Parameter Store,
+/// `/<stack>/<service>/<NAME>`); object stores point at the stack's buckets.
+fn container_env(
+    plan: &Plan,
+    env: &Environment,
+    service: &str,
+) -> Result<(Vec<Value>, Vec<Value>), String> {
+    let manifest = plan.manifest(service);
+    let id = logical(service);
+    let mut generated = env.clone();
+    for var in manifest
+        .vars
+        .iter()
+        .filter(|v| v.attaches == Some(Backing::ObjectStore))
+    {
+        let bucket = format!("{id}{}Bucket", logical(&var.name.to_ascii_lowercase()));
+        let own = format!(
+            "{}_{}",
+            service.to_ascii_uppercase().replace('-', "_"),
+            var.name
+        );
+        generated
+            .vars
+            .insert(own, format!("s3://${{{bucket}}}/{service}"));
+    }
+    let platform = BTreeMap::from([
+        ("PORT", PORT.to_string()),
+        ("RELEASE_ID", "${ImageTag}".to_owned()),
+    ]);
+    let mut plain = Vec::new();
+    let mut secrets = Vec::new();
+    for (name, var) in generated.for_service(manifest, &platform)? {
+        match var {
+            Var::Plain(text) => plain.push(json!({ "Name": name, "Value": value(&text) })),
+            Var::Secret => secrets.push(json!({
+                "Name": name,
+                "ValueFrom": sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{AWS::StackName}}/{service}/{name}")),
+            })),
+        }
+    }
+    Ok((plain, secrets))
+}
+
+fn container(
+    plan: &Plan,
+    env: &Environment,
+    name: &str,
+    service: &str,
+    args: &[String],
+    tag: &str,
+) -> Result<Value, String> {
+    let (environment, secrets) = container_env(plan, env, service)?;
+    let mut container = json!({
+        "Name": name,
+        "Image": sub(&format!("${{ImageRegistry}}/dozen-{service}:${{{tag}}}")),
+        "Command": args,
+        "Essential": true,
+        "Environment": environment,
+        "ReadonlyRootFilesystem": true,
+        "User": "65532",
+        "StopTimeout": GRACE_SECONDS,
+        "LogConfiguration": {
+            "LogDriver": "awslogs",
+            "Options": {
+                "awslogs-group": reference(&format!("{}Logs", logical(service))),
+                "awslogs-region": reference("AWS::Region"),
+                "awslogs-stream-prefix": name,
+            },
+        },
+    });
+    if !secrets.is_empty() {
+        container["Secrets"] = Value::Array(secrets);
+    }
+    Ok(container)
+}
+
+fn task_definition(
+    plan: &Plan,
+    family: &str,
+    services: &BTreeSet<&str>,
+    containers: Vec<Value>,
+) -> Value {
+    let mut properties = json!({
+        "Family": sub(&format!("${{AWS::StackName}}-{family}")),
+        "Cpu": "256",
+        "Memory": "512",
+        "NetworkMode": "awsvpc",
+        "RequiresCompatibilities": ["FARGATE"],
+        "RuntimePlatform": { "CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX" },
+        "ContainerDefinitions": containers,
+    });
+    // One service: its own roles. Several (the release phase): an execution role for their secrets.
+    if let [service] = services.iter().collect::<Vec<_>>()[..] {
+        let id = logical(service);
+        properties["ExecutionRoleArn"] = get_att(&format!("{id}ExecutionRole"), "Arn");
+        if has_task_role(plan, service) {
+            properties["TaskRoleArn"] = get_att(&format!("{id}TaskRole"), "Arn");
+        }
+    } else {
+        properties["ExecutionRoleArn"] = get_att("ReleaseExecutionRole", "Arn");
+    }
+    json!({ "Type": "AWS::ECS::TaskDefinition", "Properties": properties })
+}
+
+fn has_task_role(plan: &Plan, service: &str) -> bool {
+    let manifest = plan.manifest(service);
+    manifest.var("BUS_URL").is_some()
+        || manifest
+            .vars
+            .iter()
+            .any(|v| v.attaches == Some(Backing::ObjectStore))
+}
+
+fn load_balancer(t: &mut Template, plan: &Plan) {
+    let routes = plan.routes();
+    let Some((default, _)) = routes.iter().find(|(_, route)| *route == "/") else {
+        return;
+    };
+    t.add("LoadBalancer", json!({
+        "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "Metadata": { "checkov": { "skip": [{ "id": "CKV_AWS_91", "comment": "Access logs need a bucket whose policy names the region's ELB account; each environment turns them on with its own log bucket (docs/deploy.md)." }] } },
+        "Properties": {
+            "Type": "application",
+            "Scheme": "internet-facing",
+            "Subnets": reference("PublicSubnets"),
+            "SecurityGroups": [reference("LoadBalancerSecurityGroup")],
+            "LoadBalancerAttributes": [
+                { "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" },
+                { "Key": "routing.http.desync_mitigation_mode", "Value": "defensive" },
+                { "Key": "deletion_protection.enabled", "Value": "true" },
+                // Live streams stay open between events.
+                { "Key": "idle_timeout.timeout_seconds", "Value": "300" },
+            ],
+        },
+    }));
+    for (process, _) in &routes {
+        t.add(format!("{}TargetGroup", logical(&process.name)), json!({
+            "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+            "Properties": {
+                "VpcId": reference("VpcId"),
+                "TargetType": "ip",
+                "Protocol": "HTTP",
+                "Port": PORT,
+                "HealthCheckPath": "/readyz",
+                "HealthCheckIntervalSeconds": 10,
+                "HealthyThresholdCount": 2,
+                "UnhealthyThresholdCount": 2,
+                "Matcher": { "HttpCode": "200" },
+                "TargetGroupAttributes": [{ "Key": "deregistration_delay.timeout_seconds", "Value": DEREGISTRATION_SECONDS.to_string() }],
+            },
+        }));
+    }
+    t.add("HttpsListener", json!({
+        "Type": "AWS::ElasticLoadBalancingV2::Listener",
+        "Properties": {
+            "LoadBalancerArn": reference("LoadBalancer"),
+            "Port": 443,
+            "Protocol": "HTTPS",
+            "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            "Certificates": [{ "CertificateArn": reference("CertificateArn") }],
+            "DefaultActions": [{ "Type": "forward", "TargetGroupArn": reference(&format!("{}TargetGroup", logical(&default.name))) }],
+        },
+    }));
+    t.add("HttpListener", json!({
+        "Type": "AWS::ElasticLoadBalancingV2::Listener",
+        "Properties": {
+            "LoadBalancerArn": reference("LoadBalancer"),
+            "Port": 80,
+            "Protocol": "HTTP",
+            "DefaultActions": [{ "Type": "redirect", "RedirectConfig": { "Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301" } }],
+        },
+    }));
+    for (priority, (process, route)) in routes.iter().filter(|(_, r)| *r != "/").enumerate() {
+        t.add(format!("{}Route", logical(&process.name)), json!({
+            "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+            "Properties": {
+                "ListenerArn": reference("HttpsListener"),
+                "Priority": (priority + 1) * 10,
+                "Conditions": [{ "Field": "path-pattern", "PathPatternConfig": { "Values": [route, format!("{route}/*")] } }],
+                "Actions": [{ "Type": "forward", "TargetGroupArn": reference(&format!("{}TargetGroup", logical(&process.name))) }],
+            },
+        }));
+    }
+}
+
+/// The process's task definition, its service and its autoscaling: on CPU
+/// for web processes, on the backlog of its queues for workers.
+fn ecs_service(
+    t: &mut Template,
+    plan: &Plan,
+    env: &Environment,
+    process: &Process,
+) -> Result<(), String> {
+    let id = logical(&process.name);
+    let mut container = container(
+        plan,
+        env,
+        &process.name,
+        &process.service,
+        &process.args,
+        "ImageTag",
+    )?;
+    container["PortMappings"] =
+        json!([{ "ContainerPort": PORT, "Protocol": "tcp", "Name": "http" }]);
+    container["HealthCheck"] = json!({
+        "Command": ["CMD", "/usr/local/bin/probe", "/healthz"],
+        "Interval": 10, "Timeout": 3, "Retries": 3, "StartPeriod": 10,
+    });
+    let services = BTreeSet::from([process.service.as_str()]);
+    t.add(
+        format!("{id}Task"),
+        task_definition(plan, &process.name, &services, vec![container]),
+    );
+    let web = matches!(process.role, Role::Web { .. });
+    let min = if web { 2 } else { 1 };
+    let mut service = json!({
+        "Type": "AWS::ECS::Service",
+        "Properties": {
+            "Cluster": reference("Cluster"),
+            "TaskDefinition": reference(&format!("{id}Task")),
+            "LaunchType": "FARGATE",
+            "PlatformVersion": "LATEST",
+            "DesiredCount": min,
+            "PropagateTags": "SERVICE",
+            "DeploymentConfiguration": {
+                "MinimumHealthyPercent": 100,
+                "MaximumPercent": 200,
+                "DeploymentCircuitBreaker": { "Enable": true, "Rollback": true },
+            },
+            "NetworkConfiguration": { "AwsvpcConfiguration": {
+                "Subnets": reference("PrivateSubnets"),
+                "SecurityGroups": [get_att("TaskSecurityGroup", "GroupId")],
+                "AssignPublicIp": "DISABLED",
+            } },
+        },
+    });
+    if web {
+        service["Properties"]["LoadBalancers"] = json!([{
+            "ContainerName": process.name,
+            "ContainerPort": PORT,
+            "TargetGroupArn": reference(&format!("{id}TargetGroup")),
+        }]);
+        service["Properties"]["HealthCheckGracePeriodSeconds"] = json!(30);
+        let mut depends = vec![json!("HttpsListener")];
+        if t.resources.contains_key(&format!("{id}Route")) {
+            depends.push(json!(format!("{id}Route")));
+        }
+        service["DependsOn"] = Value::Array(depends);
+    }
+    t.add(format!("{id}Service"), service);
+    t.add(
+        format!("{id}Scaling"),
+        json!({
+            "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+            "Properties": {
+                "ServiceNamespace": "ecs",
+                "ScalableDimension": "ecs:service:DesiredCount",
+                "ResourceId": sub(&format!("service/${{Cluster}}/${{{id}Service.Name}}")),
+                "MinCapacity": min,
+                "MaxCapacity": 10,
+            },
+        }),
+    );
+    let subscriptions = &plan.manifest(&process.service).subscriptions;
+    let target = if web || subscriptions.is_empty() {
+        json!({
+            "PredefinedMetricSpecification": { "PredefinedMetricType": "ECSServiceAverageCPUUtilization" },
+            "TargetValue": 70,
+        })
+    } else {
+        // The messages waiting in all of the worker's queues.
+        let mut metrics: Vec<Value> = subscriptions
+            .iter()
+            .enumerate()
+            .map(|(i, sub)| json!({
+                "Id": format!("queue{i}"),
+                "ReturnData": false,
+                "MetricStat": {
+                    "Stat": "Sum",
+                    "Metric": {
+                        "Namespace": "AWS/SQS",
+                        "MetricName": "ApproximateNumberOfMessagesVisible",
+                        "Dimensions": [{ "Name": "QueueName", "Value": get_att(&format!("{}Queue", logical(&sub.name)), "QueueName") }],
+                    },
+                },
+            }))
+            .collect();
+        let sum = (0..subscriptions.len())
+            .map(|i| format!("queue{i}"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        metrics.push(json!({ "Id": "backlog", "Expression": sum, "Label": "messages waiting", "ReturnData": true }));
+        json!({ "CustomizedMetricSpecification": { "Metrics": metrics }, "TargetValue": 100 })
+    };
+    let mut target = target;
+    target["ScaleInCooldown"] = json!(120);
+    target["ScaleOutCooldown"] = json!(60);
+    t.add(
+        format!("{id}ScalingPolicy"),
+        json!({
+            "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+            "Properties": {
+                "PolicyName": sub(&format!("${{AWS::StackName}}-{}", process.name)),
+                "PolicyType": "TargetTrackingScaling",
+                "ScalingTargetId": reference(&format!("{id}Scaling")),
+                "TargetTrackingScalingPolicyConfiguration": target,
+            },
+        }),
+    );
+    Ok(())
+}
+
+/// The release phase: one task whose containers run the steps in order
+/// (each waits for the one before to succeed). Run it with the new
+/// `ReleaseImageTag` before moving `ImageTag` (docs/deploy.md).
+fn release(t: &mut Template, plan: &Plan, env: &Environment) -> Result<(), String> {
+    if plan.release.is_empty() {
+        return Ok(());
+    }
+    let mut containers = Vec::new();
+    for (i, step) in plan.release.iter().enumerate() {
+        let mut container = container(
+            plan,
+            env,
+            &step.name,
+            &step.service,
+            &step.args,
+            "ReleaseImageTag",
+        )?;
+        let last = i + 1 == plan.release.len();
+        container["Essential"] = json!(last);
+        if i > 0 {
+            container["DependsOn"] =
+                json!([{ "ContainerName": plan.release[i - 1].name, "Condition": "SUCCESS" }]);
+        }
+        containers.push(container);
+    }
+    let services: BTreeSet<&str> = plan.release.iter().map(|s| s.service.as_str()).collect();
+    let paths: Vec<Value> = services
+        .iter()
+        .filter(|service| {
+            plan.manifest(service).vars.iter().any(|v| v.need == dozen_manifest::Need::Secret)
+        })
+        .map(|service| sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{AWS::StackName}}/{service}/*")))
+        .collect();
+    let mut role = json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": assume("ecs-tasks.amazonaws.com"),
+            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
+        },
+    });
+    if !paths.is_empty() {
+        role["Properties"]["Policies"] = json!([policy(
+            "release-secrets",
+            vec![json!({
+                "Sid": "ReadTheStepsSecrets", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": paths,
+            })]
+        )]);
+    }
+    t.add("ReleaseExecutionRole", role);
+    let definition = if services.len() == 1 {
+        task_definition(plan, "release", &services, containers)
+    } else {
+        task_definition(plan, "release", &BTreeSet::new(), containers)
+    };
+    t.add("ReleaseTask", definition);
+    Ok(())
+}
+
+fn schedule(t: &mut Template, plan: &Plan, env: &Environment) -> Result<(), String> {
+    if plan.jobs.is_empty() {
+        return Ok(());
+    }
+    let mut definitions = Vec::new();
+    let mut roles = BTreeSet::new();
+    for job in &plan.jobs {
+        let id = logical(&job.name);
+        let container = container(plan, env, &job.name, &job.service, &job.args, "ImageTag")?;
+        let services = BTreeSet::from([job.service.as_str()]);
+        t.add(
+            format!("{id}Task"),
+            task_definition(plan, &job.name, &services, vec![container]),
+        );
+        definitions.push(sub(&format!("arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:${{AWS::AccountId}}:task-definition/${{AWS::StackName}}-{}:*", job.name)));
+        let service = logical(&job.service);
+        roles.insert(format!("{service}ExecutionRole"));
+        if has_task_role(plan, &job.service) {
+            roles.insert(format!("{service}TaskRole"));
+        }
+        let cron = job
+            .cron
+            .as_deref()
+            .map(scheduler_cron)
+            .transpose()?
+            .unwrap_or_default();
+        t.add(
+            format!("{id}Schedule"),
+            json!({
+                "Type": "AWS::Scheduler::Schedule",
+                "Properties": {
+                    "Description": format!("{}: {}", job.name, job.args.join(" ")),
+                    "ScheduleExpression": cron,
+                    "ScheduleExpressionTimezone": "UTC",
+                    "FlexibleTimeWindow": { "Mode": "OFF" },
+                    "Target": {
+                        "Arn": get_att("Cluster", "Arn"),
+                        "RoleArn": get_att("SchedulerRole", "Arn"),
+                        "RetryPolicy": { "MaximumRetryAttempts": 0 },
+                        "EcsParameters": {
+                            "TaskDefinitionArn": reference(&format!("{id}Task")),
+                            "LaunchType": "FARGATE",
+                            "TaskCount": 1,
+                            "NetworkConfiguration": { "AwsvpcConfiguration": {
+                                "Subnets": reference("PrivateSubnets"),
+                                "SecurityGroups": [get_att("TaskSecurityGroup", "GroupId")],
+                                "AssignPublicIp": "DISABLED",
+                            } },
+                        },
+                    },
+                },
+            }),
+        );
+    }
+    let passed: Vec<Value> = roles.iter().map(|role| get_att(role, "Arn")).collect();
+    t.add("SchedulerRole", json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": assume("scheduler.amazonaws.com"),
+            "Policies": [policy("run-scheduled-tasks", vec![
+                json!({ "Sid": "RunTheJobs", "Effect": "Allow", "Action": "ecs:RunTask", "Resource": definitions,
+                        "Condition": { "ArnEquals": { "ecs:cluster": get_att("Cluster", "Arn") } } }),
+                json!({ "Sid": "PassTheJobsRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": passed,
+                        "Condition": { "StringLike": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } } }),
+            ])],
+        },
+    }));
+    Ok(())
+}
