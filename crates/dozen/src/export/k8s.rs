@@ -10,7 +10,7 @@ use dozen_manifest::Role;
 use serde_json::{json, Map, Value};
 
 use super::plan::{Environment, OneOff, Plan, Process, Value as Var, PORT};
-use super::{image, yaml, Artifact, GRACE_SECONDS};
+use super::{image, Artifact, GRACE_SECONDS};
 
 const PRE_STOP_SECONDS: u32 = 5;
 const BASE: &str = "deploy/k8s/base";
@@ -54,16 +54,12 @@ pub fn render(plan: &Plan, env: &Environment) -> Result<Vec<Artifact>, String> {
     });
     let mut artifacts: Vec<Artifact> = files
         .into_iter()
-        .map(|(name, documents)| {
-            Artifact::new(
-                format!("{BASE}/{name}"),
-                format!("{header}{}", yaml::stream(&documents)),
-            )
-        })
+        .map(|(name, documents)| Artifact::yaml(format!("{BASE}/{name}"), header, documents))
         .collect();
-    artifacts.push(Artifact::new(
+    artifacts.push(Artifact::yaml(
         format!("{BASE}/kustomization.yaml"),
-        format!("{header}{}", yaml::to_string(&kustomization)),
+        header,
+        vec![kustomization],
     ));
     Ok(artifacts)
 }

@@ -27,18 +27,23 @@ pub const GRACE_SECONDS: u32 = DRAIN_SECONDS + 5;
 /// than the drain, so every request it sends is answered.
 pub const DEREGISTRATION_SECONDS: u32 = 20;
 
-/// A generated file, by its path from the repository root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A generated file, by its path from the repository root: its YAML
+/// documents, and the text they are written as.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Artifact {
     pub path: String,
+    pub documents: Vec<serde_json::Value>,
     pub text: String,
 }
 
 impl Artifact {
-    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
+    /// `documents` as a YAML stream after a `#` comment `header`.
+    pub fn yaml(path: impl Into<String>, header: &str, documents: Vec<serde_json::Value>) -> Self {
+        let text = format!("{header}{}", yaml::stream(&documents));
         Self {
             path: path.into(),
-            text: text.into(),
+            documents,
+            text,
         }
     }
 }

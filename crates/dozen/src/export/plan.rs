@@ -229,3 +229,74 @@ impl Environment {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dozen_manifest::Var;
+
+    fn manifest() -> Manifest {
+        Manifest::new("chat", "").vars([
+            Var::secret("DATABASE_URL", "sqlite://x.db", "the database"),
+            Var::required("JWKS_URL", "http://a/jwks", "the keys"),
+            Var::optional("LOG_LEVEL", ""),
+            Var::platform("PORT", "8080", ""),
+        ])
+    }
+
+    fn environment(text: &str, secrets_by_reference: bool) -> Environment {
+        Environment {
+            source: "deploy/env/test.env".into(),
+            vars: envfile::parse(text).unwrap(),
+            secrets_by_reference,
+        }
+    }
+
+    #[test]
+    fn a_service_gets_what_it_declares_with_secrets_referenced() {
+        let env = environment(
+            "JWKS_URL=http://accounts/jwks\nOTHER=x\nCHAT_LOG_LEVEL=debug\n",
+            true,
+        );
+        let platform = BTreeMap::from([("PORT", "8080".to_owned())]);
+        let vars = env.for_service(&manifest(), &platform).unwrap();
+        assert_eq!(
+            vars,
+            [
+                ("DATABASE_URL".to_owned(), Value::Secret),
+                (
+                    "JWKS_URL".to_owned(),
+                    Value::Plain("http://accounts/jwks".into())
+                ),
+                ("LOG_LEVEL".to_owned(), Value::Plain("debug".into())),
+                ("PORT".to_owned(), Value::Plain("8080".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named_with_its_file() {
+        let error = environment("", true)
+            .for_service(&manifest(), &BTreeMap::new())
+            .unwrap_err();
+        assert!(
+            error.contains("deploy/env/test.env: chat's JWKS_URL is required"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_secret_written_into_a_production_environment_file_is_refused() {
+        let error = environment("JWKS_URL=x\nDATABASE_URL=postgres://u:p@db/chat\n", true)
+            .for_service(&manifest(), &BTreeMap::new())
+            .unwrap_err();
+        assert!(error.contains("DATABASE_URL is a secret"), "{error}");
+        // Locally (compose) the file holds the value itself.
+        let local = environment("JWKS_URL=x\nDATABASE_URL=postgres://db/chat\n", false);
+        assert!(local.for_service(&manifest(), &BTreeMap::new()).is_ok());
+        let error = environment("JWKS_URL=x\n", false)
+            .for_service(&manifest(), &BTreeMap::new())
+            .unwrap_err();
+        assert!(error.contains("DATABASE_URL is required"), "{error}");
+    }
+}

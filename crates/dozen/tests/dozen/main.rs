@@ -3,6 +3,7 @@
 
 mod clock;
 mod dlq;
+mod export;
 mod system;
 
 use std::path::Path;
