@@ -193,6 +193,7 @@ fn parameters() -> Value {
         "PublicSubnets": { "Type": "List<AWS::EC2::Subnet::Id>", "Description": "Subnets of the load balancer" },
         "PrivateSubnets": { "Type": "List<AWS::EC2::Subnet::Id>", "Description": "Subnets of the tasks (with a NAT gateway or VPC endpoints)" },
         "CertificateArn": { "Type": "String", "Description": "The ACM certificate of the HTTPS listener" },
+        "DomainName": { "Type": "String", "Description": "The name the certificate is for, pointed at the load balancer" },
         "ImageRegistry": { "Type": "String", "Description": "Where the dozen-<service> images are, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com" },
         "ImageTag": { "Type": "String", "Description": "The release the services run" },
         "ReleaseImageTag": { "Type": "String", "Description": "The release the release-phase task runs: set it to the new tag, run the task, then set ImageTag" },
@@ -201,7 +202,8 @@ fn parameters() -> Value {
 
 fn outputs(plan: &Plan) -> Value {
     let mut outputs = json!({
-        "Url": { "Description": "The system's address", "Value": sub("https://${LoadBalancer.DNSName}") },
+        "Url": { "Description": "The system's address", "Value": sub("https://${DomainName}") },
+        "LoadBalancerName": { "Description": "Point DomainName here", "Value": get_att("LoadBalancer", "DNSName") },
         "Cluster": { "Value": reference("Cluster") },
         "TaskSubnets": { "Value": json!({ "Fn::Join": [",", reference("PrivateSubnets")] }) },
         "TaskSecurityGroup": { "Value": reference("TaskSecurityGroup") },
