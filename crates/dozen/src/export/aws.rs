@@ -611,7 +611,7 @@ fn task_definition(
         "RuntimePlatform": { "CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX" },
         "ContainerDefinitions": containers,
     });
-    // One service: its own roles. Several (the release phase): an execution role for their secrets.
+    // One service: its own roles. None named (the release phase): the release's execution role.
     if let [service] = services.iter().collect::<Vec<_>>()[..] {
         let id = logical(service);
         properties["ExecutionRoleArn"] = get_att(&format!("{id}ExecutionRole"), "Arn");
@@ -881,12 +881,8 @@ fn release(t: &mut Template, plan: &Plan, env: &Environment) -> Result<(), Strin
         )]);
     }
     t.add("ReleaseExecutionRole", role);
-    let definition = if services.len() == 1 {
-        task_definition(plan, "release", &services, containers)
-    } else {
-        task_definition(plan, "release", &BTreeSet::new(), containers)
-    };
-    t.add("ReleaseTask", definition);
+    // Its own execution role (the steps' secrets), no task role: migrations call no AWS API.
+    t.add("ReleaseTask", task_definition(plan, "release", &BTreeSet::new(), containers));
     Ok(())
 }
 
