@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -207,12 +207,12 @@ async fn dlq(bus: &dyn dozen_bus::Bus, command: Dlq) -> anyhow::Result<i32> {
 
 /// `dozen export`: every target's files, written or (with `check`) compared.
 fn export(
+    root: &Path,
     bin_dirs: &[PathBuf],
     targets: &[dozen::export::Target],
     check: bool,
 ) -> anyhow::Result<i32> {
     use dozen::export::{self, Target};
-    let root = std::path::Path::new(".");
     let describe = |program: &str| -> Result<dozen_manifest::Manifest, String> {
         let binary = bin_dirs
             .iter()
@@ -347,7 +347,16 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let ticker = dozen::clock::Ticker::new(jobs, dozen::clock::SystemClock, up, state)?;
             dozen::clock::run(ticker).await
         }
-        Command::Export { targets, check } => export(&up.bin_dirs, &targets, check),
+        Command::Export { targets, check } => {
+            // The Procfile's folder holds the schedule and deploy/ too.
+            let root = cli.procfile.parent().filter(|p| !p.as_os_str().is_empty());
+            export(
+                root.unwrap_or(Path::new(".")),
+                &up.bin_dirs,
+                &targets,
+                check,
+            )
+        }
         Command::Exec { .. } => unreachable!("handled before the runtime starts"),
     }
 }

@@ -882,7 +882,10 @@ fn release(t: &mut Template, plan: &Plan, env: &Environment) -> Result<(), Strin
     }
     t.add("ReleaseExecutionRole", role);
     // Its own execution role (the steps' secrets), no task role: migrations call no AWS API.
-    t.add("ReleaseTask", task_definition(plan, "release", &BTreeSet::new(), containers));
+    t.add(
+        "ReleaseTask",
+        task_definition(plan, "release", &BTreeSet::new(), containers),
+    );
     Ok(())
 }
 

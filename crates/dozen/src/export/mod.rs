@@ -56,6 +56,7 @@ pub enum Target {
     /// `deploy/k8s/base/`
     K8s,
     /// `deploy/aws/dozen.yaml` (CloudFormation, ECS on Fargate)
+    #[value(alias = "ecs")]
     Aws,
 }
 

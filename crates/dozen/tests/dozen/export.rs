@@ -361,3 +361,61 @@ fn every_web_process_is_routed_by_its_path_in_the_ingress_and_the_load_balancer(
         }
     }
 }
+
+/// `dozen export` in a folder of its own, asking the service binaries built beside it.
+fn export_in(folder: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dozen"))
+        .current_dir(folder)
+        .arg("export")
+        .args(args)
+        .env_remove("CARGO")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn export_names_a_missing_required_variable_and_check_finds_a_stale_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = folder.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "Procfile",
+        "release: chat migrate\napi: chat serve\nworker: chat work\n",
+    );
+    write(
+        "schedule",
+        "archive: 0 3 * * 0 | chat archive --older-than 90d\n",
+    );
+    write(
+        "deploy/env/compose.env",
+        "DATABASE_URL=postgres://dozen:dozen@postgres/chat\nBUS_URL=nats://nats:4222\nARCHIVE_URL=file:///cold\n",
+    );
+    let output = export_in(folder.path(), &["compose"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("deploy/env/compose.env: chat's JWKS_URL is required"),
+        "{stderr}"
+    );
+
+    write(
+        "deploy/env/compose.env",
+        "DATABASE_URL=postgres://dozen:dozen@postgres/chat\nBUS_URL=nats://nats:4222\nARCHIVE_URL=file:///cold\nJWKS_URL=http://accounts:8080/keys\n",
+    );
+    let output = export_in(folder.path(), &["compose"]);
+    assert!(output.status.success(), "{output:?}");
+    let compose = std::fs::read_to_string(folder.path().join("deploy/compose.yaml")).unwrap();
+    assert!(compose.contains("release-chat-migrate:"), "{compose}");
+    assert!(export_in(folder.path(), &["compose", "--check"])
+        .status
+        .success());
+
+    write("deploy/compose.yaml", &compose.replace("serve", "work"));
+    let output = export_in(folder.path(), &["compose", "--check"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("deploy/compose.yaml is not what `dozen export` writes"));
+}
