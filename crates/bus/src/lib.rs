@@ -47,7 +47,7 @@ mod consumer;
 mod event;
 pub mod inbox;
 #[cfg(any(feature = "nats", feature = "sns-sqs"))]
-mod names;
+pub mod names;
 #[cfg(feature = "nats")]
 mod nats;
 pub mod outbox;

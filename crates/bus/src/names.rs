@@ -2,8 +2,8 @@
 
 /// `name` with every character but ASCII letters, digits, `-` and `_` made
 /// `_`: safe as a NATS stream, consumer or subject token, and as an SNS topic
-/// or SQS queue name.
-pub(crate) fn token(name: &str) -> String {
+/// or SQS queue name. Infrastructure code names resources with it too.
+pub fn token(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

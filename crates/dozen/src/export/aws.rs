@@ -24,18 +24,7 @@ pub fn logical(name: &str) -> String {
         .collect()
 }
 
-/// The bus's name for a topic or queue (`dozen_bus` makes every other character `_`).
-fn token(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+use dozen_bus::names::token;
 
 /// A five-field cron (UTC) as EventBridge Scheduler's six fields, where one
 /// of day-of-month and day-of-week must be `?` and Sunday is 1.

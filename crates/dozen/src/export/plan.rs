@@ -66,14 +66,12 @@ impl Plan {
                     process.name
                 ));
             }
-            let (service, args, role) = plan.command(&process.name, &process.argv)?;
-            if !matches!(role, Role::Web { .. } | Role::Worker) {
-                return Err(format!(
-                    "{}: `{}` is a one-off command, not a process type",
-                    process.name,
-                    process.argv.join(" ")
-                ));
-            }
+            let (service, args, role) = plan.command(
+                &process.name,
+                &process.argv,
+                "a web or worker command",
+                |r| matches!(r, Role::Web { .. } | Role::Worker),
+            )?;
             plan.processes.push(Process {
                 name: process.name.clone(),
                 service,
@@ -82,13 +80,10 @@ impl Plan {
             });
         }
         for step in &procfile.release {
-            let (service, args, role) = plan.command("release", &step.argv)?;
-            if role != Role::Release {
-                return Err(format!(
-                    "release: `{}` is not a release command",
-                    step.argv.join(" ")
-                ));
-            }
+            let (service, args, _) =
+                plan.command("release", &step.argv, "a release command", |r| {
+                    *r == Role::Release
+                })?;
             plan.release.push(OneOff {
                 name: format!("{service}-{}", args[0]),
                 service,
@@ -97,14 +92,10 @@ impl Plan {
             });
         }
         for job in schedule {
-            let (service, args, role) = plan.command(&job.name, &job.argv)?;
-            if role != Role::Admin {
-                return Err(format!(
-                    "{}: `{}` is not an admin command",
-                    job.name,
-                    job.argv.join(" ")
-                ));
-            }
+            let (service, args, _) =
+                plan.command(&job.name, &job.argv, "an admin command", |r| {
+                    *r == Role::Admin
+                })?;
             plan.jobs.push(OneOff {
                 name: job.name.clone(),
                 service,
@@ -115,7 +106,15 @@ impl Plan {
         Ok(plan)
     }
 
-    fn command(&self, name: &str, argv: &[String]) -> Result<(String, Vec<String>, Role), String> {
+    /// The service, arguments and role of `argv`, which must be a declared
+    /// command whose role `fits` (it is `what`).
+    fn command(
+        &self,
+        name: &str,
+        argv: &[String],
+        what: &str,
+        fits: impl Fn(&Role) -> bool,
+    ) -> Result<(String, Vec<String>, Role), String> {
         let [program, command, ..] = argv else {
             return Err(format!("{name}: expected `<service> <command> …`"));
         };
@@ -125,6 +124,9 @@ impl Plan {
         let declared = manifest
             .find_command(command)
             .ok_or_else(|| format!("{name}: {program} declares no command {command:?}"))?;
+        if !fits(&declared.role) {
+            return Err(format!("{name}: `{}` is not {what}", argv.join(" ")));
+        }
         Ok((program.clone(), argv[1..].to_vec(), declared.role.clone()))
     }
 
@@ -272,6 +274,44 @@ mod tests {
                 ("PORT".to_owned(), Value::Plain("8080".into())),
             ]
         );
+    }
+
+    #[test]
+    fn each_procfile_line_and_job_must_run_a_command_of_the_right_role() {
+        let chat = Manifest::new("chat", "")
+            .command(
+                "serve",
+                Role::Web {
+                    route: "/api/chat".into(),
+                },
+            )
+            .command("migrate", Role::Release)
+            .command("archive", Role::Admin);
+        let plan = |procfile: &str, schedule: &str| {
+            Plan::new(
+                &Procfile::parse(procfile).unwrap(),
+                &crate::schedule::parse(schedule).unwrap(),
+                BTreeMap::from([("chat".to_owned(), chat.clone())]),
+            )
+        };
+        let ok = plan(
+            "release: chat migrate\nweb: chat serve\nclock: dozen clock\n",
+            "archive: 0 3 * * 0 | chat archive --older-than 90d\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.processes.len(),
+            1,
+            "the clock is the platform's scheduler"
+        );
+        assert_eq!(ok.release[0].name, "chat-migrate");
+        assert_eq!(ok.jobs[0].cron.as_deref(), Some("0 3 * * 0"));
+        let error = plan("web: chat migrate\n", "").unwrap_err();
+        assert_eq!(error, "web: `chat migrate` is not a web or worker command");
+        let error = plan("web: chat serve\n", "nightly: 0 3 * * * | chat serve\n").unwrap_err();
+        assert_eq!(error, "nightly: `chat serve` is not an admin command");
+        let error = plan("web: chat talk\n", "").unwrap_err();
+        assert_eq!(error, "web: chat declares no command \"talk\"");
     }
 
     #[test]
