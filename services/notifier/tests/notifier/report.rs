@@ -65,8 +65,8 @@ async fn the_report_process_mails_the_counts_of_the_period_and_prints_them() {
 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_notifier"))
         .args(["report", "--period", "24h"])
-        .env("REPORT_TO", "boss@example.com")
         .env_clear()
+        .env("REPORT_TO", "boss@example.com")
         .env("DATABASE_URL", &notifier.database.url)
         .env("SMTP_URL", smtp_url(&smtp))
         .env("LOG_FORMAT", "json")
