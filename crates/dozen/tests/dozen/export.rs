@@ -419,3 +419,46 @@ fn export_names_a_missing_required_variable_and_check_finds_a_stale_file() {
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains("deploy/compose.yaml is not what `dozen export` writes"));
 }
+
+#[test]
+fn every_kubernetes_pod_is_under_a_network_policy_that_opens_at_most_its_port() {
+    let plan = plan();
+    let kubernetes = documents(&plan, Target::K8s);
+    let policies: Vec<&Value> = kubernetes
+        .iter()
+        .filter(|d| d["kind"] == "NetworkPolicy")
+        .collect();
+    for workload in kubernetes
+        .iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("Deployment" | "Job" | "CronJob")))
+    {
+        let name = &workload["metadata"]["labels"]["app.kubernetes.io/name"];
+        let policy = policies
+            .iter()
+            .find(|p| {
+                p["spec"]["podSelector"]["matchExpressions"][0]["values"]
+                    .as_array()
+                    .unwrap()
+                    .contains(name)
+            })
+            .unwrap_or_else(|| panic!("no network policy selects {name}"));
+        let open: Vec<&Value> = policy["spec"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|rule| rule["ports"].as_array().unwrap())
+            .collect();
+        let expected = if workload["kind"] == "Deployment" {
+            vec![8080]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            open.iter()
+                .map(|p| p["port"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            expected,
+            "{name}"
+        );
+    }
+}
