@@ -44,10 +44,17 @@ fn check(path: &str) -> Result<(), String> {
     stream
         .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
-    // The status line is all that matters; HTTP/1.0 makes the server close after.
-    let mut head = [0_u8; 64];
-    let read = stream.read(&mut head).map_err(|e| e.to_string())?;
-    let status_line = String::from_utf8_lossy(&head[..read]);
+    // The status line is all that matters; it may come in pieces.
+    let mut head = Vec::with_capacity(64);
+    let mut chunk = [0_u8; 64];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..read]);
+    }
+    let status_line = String::from_utf8_lossy(&head);
     match status_line.split_whitespace().nth(1) {
         Some("200") => Ok(()),
         Some(status) => Err(format!("answered {status}")),

@@ -13,7 +13,12 @@ fn serve_once(status: &'static str) -> (u16, thread::JoinHandle<String>) {
         let (mut stream, _) = listener.accept().unwrap();
         let mut request = [0_u8; 256];
         let read = stream.read(&mut request).unwrap();
-        write!(stream, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").unwrap();
+        // The status line in two pieces, as a server may send it; the probe may
+        // hang up as soon as it has the line.
+        let _ = stream.write_all(b"HTTP/1.1 ");
+        let _ = stream.flush();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let _ = stream.write_all(format!("{status}\r\ncontent-length: 0\r\n\r\n").as_bytes());
         String::from_utf8_lossy(&request[..read])
             .lines()
             .next()
