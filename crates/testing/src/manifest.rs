@@ -55,3 +55,18 @@ pub fn assert_agrees(manifest: &Manifest, loaders: &[Loader]) {
         );
     }
 }
+
+/// The test that a service's manifest agrees with its settings types:
+/// `manifest_agrees_with_settings!(manifest(), Settings, MigrateSettings);`
+#[macro_export]
+macro_rules! manifest_agrees_with_settings {
+    ($manifest:expr, $($settings:ty),+ $(,)?) => {
+        #[test]
+        fn the_manifest_declares_exactly_what_the_settings_need() {
+            $crate::manifest::assert_agrees(
+                &$manifest,
+                &[$($crate::manifest::loader::<$settings>),+],
+            );
+        }
+    };
+}

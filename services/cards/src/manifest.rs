@@ -31,16 +31,4 @@ pub fn manifest() -> Manifest {
 }
 
 #[cfg(test)]
-mod tests {
-    use dozen_testing::manifest::{assert_agrees, loader};
-
-    use crate::{MigrateSettings, Settings};
-
-    #[test]
-    fn the_manifest_declares_exactly_what_the_settings_need() {
-        assert_agrees(
-            &super::manifest(),
-            &[loader::<Settings>, loader::<MigrateSettings>],
-        );
-    }
-}
+dozen_testing::manifest_agrees_with_settings!(manifest(), crate::Settings, crate::MigrateSettings);

@@ -45,21 +45,10 @@ pub fn manifest() -> Manifest {
 }
 
 #[cfg(test)]
-mod tests {
-    use dozen_testing::manifest::{assert_agrees, loader};
-
-    use crate::{ArchiveSettings, MigrateSettings, Settings, WorkerSettings};
-
-    #[test]
-    fn the_manifest_declares_exactly_what_the_settings_need() {
-        assert_agrees(
-            &super::manifest(),
-            &[
-                loader::<Settings>,
-                loader::<WorkerSettings>,
-                loader::<MigrateSettings>,
-                loader::<ArchiveSettings>,
-            ],
-        );
-    }
-}
+dozen_testing::manifest_agrees_with_settings!(
+    manifest(),
+    crate::Settings,
+    crate::WorkerSettings,
+    crate::MigrateSettings,
+    crate::ArchiveSettings
+);

@@ -20,11 +20,4 @@ pub fn manifest() -> Manifest {
 }
 
 #[cfg(test)]
-mod tests {
-    use dozen_testing::manifest::{assert_agrees, loader};
-
-    #[test]
-    fn the_manifest_declares_exactly_what_the_settings_need() {
-        assert_agrees(&super::manifest(), &[loader::<crate::Settings>]);
-    }
-}
+dozen_testing::manifest_agrees_with_settings!(manifest(), crate::Settings);
