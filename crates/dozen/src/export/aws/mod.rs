@@ -64,6 +64,43 @@ fn policy(name: &str, statements: Vec<Value>) -> Value {
     json!({ "PolicyName": name, "PolicyDocument": { "Version": "2012-10-17", "Statement": statements } })
 }
 
+/// The SSM parameter `/<stack>/<service>/<name>` (`*`: all of the service's).
+fn parameter(service: &str, name: &str) -> Value {
+    sub(&format!(
+        "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{AWS::StackName}}/{service}/{name}"
+    ))
+}
+
+/// A role ECS pulls images and writes logs with, reading the `parameters`
+/// (none: no policy) that hold the secrets of the tasks it starts.
+fn execution_role(policy_name: &str, sid: &str, parameters: Option<Value>) -> Value {
+    let mut role = json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": assume("ecs-tasks.amazonaws.com"),
+            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
+        },
+    });
+    if let Some(resource) = parameters {
+        role["Properties"]["Policies"] = json!([policy(
+            policy_name,
+            vec![
+                json!({ "Sid": sid, "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": resource })
+            ]
+        )]);
+    }
+    role
+}
+
+/// The logical id of the bucket behind a service's object-store variable.
+fn bucket_id(service: &str, var: &str) -> String {
+    format!(
+        "{}{}Bucket",
+        logical(service),
+        logical(&var.to_ascii_lowercase())
+    )
+}
+
 /// The template under construction.
 struct Template {
     resources: Map<String, Value>,
@@ -96,7 +133,7 @@ pub fn render(plan: &Plan, env: &Environment) -> Result<Vec<Artifact>, String> {
         bus::messaging(&mut t, plan.manifest(service));
     }
     for service in &services {
-        roles::service_resources(&mut t, plan, env, service)?;
+        roles::service_resources(&mut t, plan, service);
     }
     network::load_balancer(&mut t, plan);
     for process in &plan.processes {

@@ -1,21 +1,18 @@
 //! Per service: its log group, buckets for its object stores, and its roles.
 
-use dozen_manifest::Backing;
+use dozen_manifest::{Backing, Need};
 use serde_json::{json, Value};
 
-use super::tasks::container_env;
-use super::{assume, get_att, logical, policy, reference, sub, Template};
-use crate::export::plan::{Environment, Plan};
+use super::{
+    assume, bucket_id, execution_role, get_att, logical, parameter, policy, reference, sub,
+    Template,
+};
+use crate::export::plan::Plan;
 
 /// The service's log group, buckets for its object stores, and its roles:
 /// the task role may publish only its topics, consume only its queues and
 /// write only its buckets; the execution role reads only its secrets.
-pub(super) fn service_resources(
-    t: &mut Template,
-    plan: &Plan,
-    env: &Environment,
-    service: &str,
-) -> Result<(), String> {
+pub(super) fn service_resources(t: &mut Template, plan: &Plan, service: &str) {
     let manifest = plan.manifest(service);
     let id = logical(service);
     t.add(
@@ -68,7 +65,7 @@ pub(super) fn service_resources(
         .iter()
         .filter(|v| v.attaches == Some(Backing::ObjectStore))
     {
-        let bucket = format!("{id}{}Bucket", logical(&var.name.to_ascii_lowercase()));
+        let bucket = bucket_id(service, &var.name);
         t.add(bucket.clone(), json!({
             "Type": "AWS::S3::Bucket",
             "Metadata": { "checkov": { "skip": [{ "id": "CKV_AWS_18", "comment": "Cold storage is written by one task role only; CloudTrail data events, not server access logs, audit it where needed." }] } },
@@ -98,27 +95,17 @@ pub(super) fn service_resources(
             }),
         );
     }
-    let secrets = container_env(plan, env, service)?.1;
-    let mut execution = json!({
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "AssumeRolePolicyDocument": assume("ecs-tasks.amazonaws.com"),
-            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
-        },
-    });
-    if !secrets.is_empty() {
-        execution["Properties"]["Policies"] = json!([policy(
-            &format!("{service}-secrets"),
-            vec![json!({
-                "Sid": "ReadItsSecrets",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameters",
-                "Resource": sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{AWS::StackName}}/{service}/*")),
-            })]
-        )]);
-    }
+    let execution = execution_role(
+        &format!("{service}-secrets"),
+        "ReadItsSecrets",
+        has_secrets(plan, service).then(|| parameter(service, "*")),
+    );
     t.add(format!("{id}ExecutionRole"), execution);
-    Ok(())
+}
+
+pub(super) fn has_secrets(plan: &Plan, service: &str) -> bool {
+    let manifest = plan.manifest(service);
+    manifest.vars.iter().any(|v| v.need == Need::Secret)
 }
 
 pub(super) fn has_task_role(plan: &Plan, service: &str) -> bool {

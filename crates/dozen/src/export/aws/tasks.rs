@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use dozen_manifest::{Backing, Role};
 use serde_json::{json, Value};
 
-use super::roles::has_task_role;
-use super::{assume, get_att, logical, policy, reference, sub, value, Template};
+use super::roles::{has_secrets, has_task_role};
+use super::{
+    bucket_id, execution_role, get_att, logical, parameter, reference, sub, value, Template,
+};
 use crate::export::plan::{Environment, Plan, Process, Value as Var, PORT};
 use crate::export::GRACE_SECONDS;
 
@@ -19,14 +21,13 @@ pub(super) fn container_env(
     service: &str,
 ) -> Result<(Vec<Value>, Vec<Value>), String> {
     let manifest = plan.manifest(service);
-    let id = logical(service);
     let mut generated = env.clone();
     for var in manifest
         .vars
         .iter()
         .filter(|v| v.attaches == Some(Backing::ObjectStore))
     {
-        let bucket = format!("{id}{}Bucket", logical(&var.name.to_ascii_lowercase()));
+        let bucket = bucket_id(service, &var.name);
         let own = format!(
             "{}_{}",
             service.to_ascii_uppercase().replace('-', "_"),
@@ -47,7 +48,7 @@ pub(super) fn container_env(
             Var::Plain(text) => plain.push(json!({ "Name": name, "Value": value(&text) })),
             Var::Secret => secrets.push(json!({
                 "Name": name,
-                "ValueFrom": sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{AWS::StackName}}/{service}/{name}")),
+                "ValueFrom": parameter(service, &name),
             })),
         }
     }
@@ -270,26 +271,14 @@ pub(super) fn release(t: &mut Template, plan: &Plan, env: &Environment) -> Resul
     let services: BTreeSet<&str> = plan.release.iter().map(|s| s.service.as_str()).collect();
     let paths: Vec<Value> = services
         .iter()
-        .filter(|service| {
-            plan.manifest(service).vars.iter().any(|v| v.need == dozen_manifest::Need::Secret)
-        })
-        .map(|service| sub(&format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{AWS::StackName}}/{service}/*")))
+        .filter(|service| has_secrets(plan, service))
+        .map(|service| parameter(service, "*"))
         .collect();
-    let mut role = json!({
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "AssumeRolePolicyDocument": assume("ecs-tasks.amazonaws.com"),
-            "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
-        },
-    });
-    if !paths.is_empty() {
-        role["Properties"]["Policies"] = json!([policy(
-            "release-secrets",
-            vec![json!({
-                "Sid": "ReadTheStepsSecrets", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": paths,
-            })]
-        )]);
-    }
+    let role = execution_role(
+        "release-secrets",
+        "ReadTheStepsSecrets",
+        (!paths.is_empty()).then_some(Value::Array(paths)),
+    );
     t.add("ReleaseExecutionRole", role);
     // Its own execution role (the steps' secrets), no task role: migrations call no AWS API.
     t.add(
