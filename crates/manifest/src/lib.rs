@@ -128,6 +128,8 @@ pub enum Backing {
     Bus,
     Mail,
     ObjectStore,
+    /// Fast, temporary shared state (Redis; an embedded file in development).
+    Cache,
 }
 
 /// Whether and how an environment provides a variable.

@@ -73,8 +73,9 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
-fn redact_password(url: &str) -> String {
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`: a URL of a
+/// backing service as it may be printed or logged.
+pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

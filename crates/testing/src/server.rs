@@ -37,6 +37,29 @@ impl ChildServer {
         Some(Self::launch(program, args, Vec::new(), port, data))
     }
 
+    /// A Redis server on a free port that keeps nothing on disk.
+    /// `None` (with the reason printed, or a failure in CI) when `redis-server` is not installed.
+    pub fn redis() -> Option<Self> {
+        let program = find_program("redis-server")?;
+        let data = tempfile::tempdir().expect("temporary folder");
+        let port = free_port();
+        let args = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &data.path().display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        Some(Self::launch(program, args, Vec::new(), port, data))
+    }
+
     /// A RabbitMQ node of its own (its own node name, ports and storage in a
     /// temporary folder, no plugins), with the default `guest` user.
     /// `None` (with the reason printed, or a failure in CI) when RabbitMQ is not installed.
