@@ -6,7 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+pub use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use sqlx::AnyPool;
@@ -103,6 +103,15 @@ impl Metrics {
             registry.register(name, help, counter.clone());
         }
         counter
+    }
+
+    /// A gauge of the service's own, e.g. `chat_live_streams`.
+    pub fn gauge(&self, name: &str, help: &str) -> Gauge {
+        let gauge = Gauge::default();
+        if let Ok(mut registry) = self.registry.write() {
+            registry.register(name, help, gauge.clone());
+        }
+        gauge
     }
 
     /// Reports this pool's connections on every scrape.
