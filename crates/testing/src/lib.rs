@@ -7,6 +7,7 @@
 //! - [`ChildServer`]: a broker of the test's own, to stop and start.
 //! - [`required_server`]: the URL of a server a test needs, from an env var;
 //!   skipped with a printed reason locally, a failure in CI.
+//! - [`up::DozenUp`]: `dozen up` as a child process, the whole system.
 
 mod database;
 mod proxy;
@@ -14,6 +15,7 @@ mod server;
 
 pub mod mail;
 pub mod manifest;
+pub mod up;
 
 pub use database::{Backend, TestDatabase};
 pub use proxy::TcpProxy;

@@ -7,34 +7,15 @@ mod export;
 mod system;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use nix::sys::signal::Signal;
+use tokio::process::Command;
 
-/// A `dozen` run in a folder of its own, with every line it printed.
-pub(crate) struct Dozen {
-    pub(crate) child: Child,
-    lines: Arc<Mutex<Vec<(Instant, String)>>>,
-    pub(crate) folder: tempfile::TempDir,
-}
+pub(crate) use dozen_testing::up::DozenUp as Dozen;
 
 pub(crate) fn dozen(folder: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dozen"));
-    command
-        .current_dir(folder)
-        .env_remove("DATABASE_URL")
-        // Run by cargo test, dozen would otherwise build the workspace first.
-        .env_remove("CARGO")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
+    dozen_testing::up::command(Path::new(env!("CARGO_BIN_EXE_dozen")), folder)
 }
 
 pub(crate) fn folder_with(procfile: &str, env: &str) -> tempfile::TempDir {
@@ -44,94 +25,23 @@ pub(crate) fn folder_with(procfile: &str, env: &str) -> tempfile::TempDir {
     folder
 }
 
-impl Dozen {
-    pub(crate) fn start(procfile: &str, env: &str, args: &[&str]) -> Self {
-        Self::start_with(procfile, env, args, &[], &[])
+/// `dozen up <args>` in a folder of its own holding `procfile`, `env` (as dev.env) and `files`.
+pub(crate) fn start_with(
+    procfile: &str,
+    env: &str,
+    args: &[&str],
+    vars: &[(&str, String)],
+    files: &[(&str, String)],
+) -> Dozen {
+    let folder = folder_with(procfile, env);
+    for (name, text) in files {
+        std::fs::write(folder.path().join(name), text).unwrap();
     }
+    Dozen::start(Path::new(env!("CARGO_BIN_EXE_dozen")), folder, args, vars)
+}
 
-    pub(crate) fn start_with(
-        procfile: &str,
-        env: &str,
-        args: &[&str],
-        vars: &[(&str, String)],
-        files: &[(&str, String)],
-    ) -> Self {
-        let folder = folder_with(procfile, env);
-        for (name, text) in files {
-            std::fs::write(folder.path().join(name), text).unwrap();
-        }
-        let mut child = dozen(folder.path())
-            .arg("up")
-            .args(args)
-            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = reader.next_line().await {
-                    lines.lock().unwrap().push((Instant::now(), line));
-                }
-            });
-        }
-        Self {
-            child,
-            lines,
-            folder,
-        }
-    }
-
-    pub(crate) fn lines_with(&self, text: &str) -> Vec<(Instant, String)> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, l)| l.contains(text))
-            .cloned()
-            .collect()
-    }
-
-    /// Waits for `count` lines holding `text`.
-    pub(crate) async fn wait_for(&self, text: &str, count: usize) -> Vec<(Instant, String)> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let found = self.lines_with(text);
-            if found.len() >= count {
-                return found;
-            }
-            let all: Vec<String> = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(_, l)| l.clone())
-                .collect();
-            assert!(
-                Instant::now() < deadline,
-                "waited for {count} × {text:?}; got:\n{}",
-                all.join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub(crate) fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id().unwrap() as i32), signal).unwrap();
-    }
-
-    pub(crate) async fn exit_code(&mut self) -> i32 {
-        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("dozen exits")
-            .unwrap()
-            .code()
-            .unwrap_or(-1)
-    }
+pub(crate) fn start(procfile: &str, env: &str, args: &[&str]) -> Dozen {
+    start_with(procfile, env, args, &[], &[])
 }
 
 /// Whether `pid` is a live process (a zombie is not).
@@ -178,7 +88,7 @@ const SLEEPER: &str =
 async fn the_formation_runs_each_type_as_often_as_asked_each_with_its_own_port_and_env() {
     let procfile = format!("web: {SLEEPER}\nworker: {SLEEPER}\nidle: {SLEEPER}\n");
     let env = "DATABASE_URL=sqlite://shared.db\nSH_DATABASE_URL=sqlite://own.db\n";
-    let mut dozen = Dozen::start(
+    let mut dozen = start(
         &procfile,
         env,
         &["-m", "web=2,worker=3,idle=0", "--port-base", "17000"],
@@ -218,7 +128,7 @@ async fn the_formation_runs_each_type_as_often_as_asked_each_with_its_own_port_a
 async fn a_failing_release_phase_starts_nothing_and_dozen_exits_non_zero() {
     let procfile =
         "release: sh -c 'echo migrating; exit 3'\nweb: sh -c 'echo STARTED; exec sleep 60'\n";
-    let mut dozen = Dozen::start(procfile, "", &[]);
+    let mut dozen = start(procfile, "", &[]);
     assert_ne!(dozen.exit_code().await, 0);
     dozen.wait_for("nothing started", 1).await;
     assert!(dozen.lines_with("STARTED").is_empty());
@@ -228,7 +138,7 @@ async fn a_failing_release_phase_starts_nothing_and_dozen_exits_non_zero() {
 async fn the_release_phase_runs_before_any_process_starts() {
     let procfile =
         "release: sh -c 'sleep 0.5; echo MIGRATED'\nweb: sh -c 'echo STARTED; exec sleep 60'\n";
-    let dozen = Dozen::start(procfile, "", &[]);
+    let dozen = start(procfile, "", &[]);
     let started = dozen.wait_for("STARTED", 1).await;
     let migrated = dozen.lines_with("MIGRATED");
     assert!(migrated[0].0 <= started[0].0);
@@ -236,7 +146,7 @@ async fn the_release_phase_runs_before_any_process_starts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_process_is_restarted_with_growing_delays_and_reported() {
-    let dozen = Dozen::start("web: sh -c 'echo CRASHING; exit 4'\n", "", &[]);
+    let dozen = start("web: sh -c 'echo CRASHING; exit 4'\n", "", &[]);
     let starts = dozen.wait_for("CRASHING", 4).await;
     let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1].0 - w[0].0).collect();
     assert!(
@@ -251,7 +161,7 @@ async fn a_crashing_process_is_restarted_with_growing_delays_and_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_every_process_drain_then_dozen_exits_and_leaves_none() {
     let draining = r#"sh -c 'trap "echo DRAINING; sleep 1; echo DRAINED; exit 0" TERM; echo "up pid=$$"; while true; do sleep 0.1; done'"#;
-    let mut dozen = Dozen::start(&format!("web: {draining}\n"), "", &["-m", "web=2"]);
+    let mut dozen = start(&format!("web: {draining}\n"), "", &["-m", "web=2"]);
     let up = dozen.wait_for("up pid=", 2).await;
     dozen.signal(Signal::SIGTERM);
     assert_eq!(dozen.exit_code().await, 0);
@@ -268,7 +178,7 @@ async fn sigterm_lets_every_process_drain_then_dozen_exits_and_leaves_none() {
 async fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let stubborn =
         r#"sh -c 'trap "echo IGNORED" TERM; echo "up pid=$$"; while true; do sleep 0.1; done'"#;
-    let mut dozen = Dozen::start(&format!("web: {stubborn}\n"), "", &["--grace", "1"]);
+    let mut dozen = start(&format!("web: {stubborn}\n"), "", &["--grace", "1"]);
     let up = dozen.wait_for("up pid=", 1).await;
     let stopped = Instant::now();
     dozen.signal(Signal::SIGTERM);
@@ -282,7 +192,7 @@ async fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
 async fn a_second_ctrl_c_kills_at_once() {
     let stubborn =
         r#"sh -c 'trap "echo IGNORED" INT TERM; echo "up pid=$$"; while true; do sleep 0.1; done'"#;
-    let mut dozen = Dozen::start(&format!("web: {stubborn}\n"), "", &["--grace", "30"]);
+    let mut dozen = start(&format!("web: {stubborn}\n"), "", &["--grace", "30"]);
     let up = dozen.wait_for("up pid=", 1).await;
     dozen.signal(Signal::SIGINT);
     dozen.wait_for("stopping", 1).await;
@@ -295,7 +205,7 @@ async fn a_second_ctrl_c_kills_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dozen_killed_with_sigkill_leaves_no_child_behind() {
-    let mut dozen = Dozen::start(
+    let mut dozen = start(
         &format!("web: {SLEEPER}\nworker: {SLEEPER}\n"),
         "",
         &["-m", "web=2"],

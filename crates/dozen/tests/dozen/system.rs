@@ -5,11 +5,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
-use crate::{alive, gone, Dozen};
+use dozen_testing::up::{port_base, repo_file};
 
-fn repo_file(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
+use crate::{alive, gone};
 
 /// The pids of `parent`'s children.
 fn children_of(parent: u32) -> Vec<i32> {
@@ -27,23 +25,6 @@ fn children_of(parent: u32) -> Vec<i32> {
                 == Some(parent)
         })
         .collect()
-}
-
-/// A base for eight process types a hundred ports apart (two chat instances)
-/// whose every port is free now: below the kernel's ephemeral range, so
-/// other tests' outgoing connections cannot be holding them; each test of
-/// this file starts looking in a range of its own.
-fn port_base(block: u16) -> u16 {
-    let start = 10_000 + block * 10_000 + (std::process::id() % 9) as u16 * 1000;
-    (0..9)
-        .map(|k| start + ((k * 1000) % 9000))
-        .find(|base| {
-            (0..8u16).all(|i| {
-                (0..2u16)
-                    .all(|n| std::net::TcpListener::bind(("0.0.0.0", base + 100 * i + n)).is_ok())
-            })
-        })
-        .expect("a free block of ports")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +64,7 @@ async fn whole_system(base: u16, mut vars: Vec<(&'static str, String)>) {
         "JWKS_URL",
         format!("http://127.0.0.1:{}/.well-known/jwks.json", base + 100),
     ));
-    let mut dozen = Dozen::start_with(
+    let mut dozen = crate::start_with(
         &repo_file("Procfile"),
         &repo_file("dev.env"),
         &["--port-base", &base.to_string(), "-m", "chat=2"],
