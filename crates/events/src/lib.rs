@@ -31,6 +31,11 @@ pub const SCHEMAS: &[(&str, u32, &str)] = &[
         CardCreated::VERSION,
         include_str!("../schemas/card.created.v1.schema.json"),
     ),
+    (
+        MessageEdited::TYPE,
+        MessageEdited::VERSION,
+        include_str!("../schemas/message.edited.v1.schema.json"),
+    ),
 ];
 
 /// A user signed up. Produced by accounts, in the same transaction as the user.
@@ -80,6 +85,41 @@ impl EventType for MessageSent {
         Some(self.message_id.clone())
     }
 
+    fn ordering_key(&self) -> Option<String> {
+        Some(self.room_id.clone())
+    }
+}
+
+/// The author changed a message's text. Produced by chat, through its
+/// outbox, in the same transaction as the change. Carries the whole new
+/// text, so a consumer needs no earlier event to act on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEdited {
+    pub message_id: String,
+    pub room_id: String,
+    pub author_id: String,
+    pub author_username: String,
+    /// The text after the edit.
+    pub text: String,
+    /// Usernames mentioned with `@` in the new text, each once, in order of first mention.
+    pub mentions: Vec<String>,
+    /// `http` and `https` URLs in the new text, each once.
+    pub urls: Vec<String>,
+    /// RFC 3339, UTC: when the message was first posted.
+    pub sent_at: String,
+    /// RFC 3339, UTC.
+    pub edited_at: String,
+}
+
+impl EventType for MessageEdited {
+    const TYPE: &'static str = "message.edited";
+    const VERSION: u32 = 1;
+
+    fn subject(&self) -> Option<String> {
+        Some(self.message_id.clone())
+    }
+
+    /// The room, as for `message.sent`: a message's post and its edits stay in order.
     fn ordering_key(&self) -> Option<String> {
         Some(self.room_id.clone())
     }

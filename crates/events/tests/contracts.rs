@@ -3,7 +3,7 @@
 
 use dozen_bus::EventType;
 use dozen_events::contract::{check, examples, validate};
-use dozen_events::{CardCreated, MessageSent, UserSignedUp, SCHEMAS};
+use dozen_events::{CardCreated, MessageEdited, MessageSent, UserSignedUp, SCHEMAS};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -21,11 +21,12 @@ fn every_event_type_reads_its_schema_examples_and_writes_what_its_schema_allows(
     assert!(round_trips::<UserSignedUp>() >= 2);
     assert!(round_trips::<MessageSent>() >= 2);
     assert!(round_trips::<CardCreated>() >= 2);
+    assert!(round_trips::<MessageEdited>() >= 2);
 }
 
 #[test]
 fn every_schema_is_valid_and_its_examples_pass_it() {
-    assert_eq!(SCHEMAS.len(), 3, "a schema per event type");
+    assert_eq!(SCHEMAS.len(), 4, "a schema per event type");
     for (event_type, version, text) in SCHEMAS {
         let schema: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(
