@@ -11,7 +11,7 @@ use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 use crate::handlers;
-use crate::routes::events::Wake;
+use crate::live::Live;
 use crate::settings::Settings;
 use crate::WorkerSettings;
 
@@ -24,7 +24,8 @@ pub struct AppState {
     pub db: AnyPool,
     pub keys: Keys,
     pub outbox: Outbox,
-    pub wake: Wake,
+    /// Presence, typing, and the word between instances that a room changed.
+    pub live: Live,
     /// Live streams end when it triggers, so the drain is not held up by them.
     pub shutdown: Shutdown,
 }
@@ -47,11 +48,18 @@ pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Proce
     let backing = Backing::attach("chat", &settings.process, &shutdown).await?;
     let outbox = Outbox::new();
     let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
+    let cache = dozen_cache::Cache::connect(&settings.cache.url)?;
+    let live = Live::start(
+        cache,
+        settings.presence_ttl,
+        &backing.metrics,
+        shutdown.clone(),
+    );
     let state = AppState {
         db: backing.db.clone(),
         keys: settings.keys,
         outbox,
-        wake: Wake::default(),
+        live,
         shutdown: shutdown.clone(),
     };
     let work = Work {

@@ -24,7 +24,7 @@ use serde::Serialize;
 use sqlx::{AnyPool, FromRow};
 
 use crate::model::Card;
-use crate::store::{cards_by_message, CardRow};
+use crate::store::{cards_by_message, CardRow, MessageRow, MESSAGE_COLUMNS};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 pub const DEFAULT_BATCH: i64 = 5000;
@@ -152,6 +152,8 @@ struct Archived {
     author_username: String,
     text: String,
     sent_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_at: Option<String>,
     cards: Vec<Card>,
 }
 
@@ -324,71 +326,119 @@ async fn next_batch(
 const BATCH_FILTER: &str =
     "room_id = $1 AND seq BETWEEN $2 AND $3 AND sent_at >= $4 AND sent_at < $5";
 
+/// How often a batch is written again because its messages changed (an
+/// edit, a deletion, a card) between its upload and its delete.
+const ATTEMPTS: usize = 5;
+
 /// Uploads the batch's messages under its name, then deletes them and marks
-/// it done in one transaction. Returns (messages, compressed bytes).
+/// it done in one transaction. The delete gives back what it removed: if a
+/// message was edited, deleted or given a card after the upload, the
+/// transaction is undone and the batch written again, so the archive holds
+/// what the database last held. Returns (messages, compressed bytes).
 async fn finish(db: &AnyPool, to: &Destination, batch: &Batch) -> anyhow::Result<(i64, i64)> {
     let (from, until) = batch.window()?;
-    let rows: Vec<(String, String, i64, String, String, String, i64)> = sqlx::query_as(&format!(
-        "SELECT id, room_id, seq, author_id, author_username, text, sent_at FROM messages
-         WHERE {BATCH_FILTER} ORDER BY seq"
-    ))
-    .bind(&batch.room_id)
-    .bind(batch.first_seq)
-    .bind(batch.last_seq)
-    .bind(from)
-    .bind(until)
-    .fetch_all(db)
-    .await?;
-    let mut cards = cards_of(db, batch, from, until).await?;
-    let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
-    for (id, room_id, seq, author_id, author_username, text, sent_at) in rows.iter().cloned() {
-        let record = Archived {
-            cards: cards.remove(&id).unwrap_or_default(),
-            id,
-            room_id,
-            seq,
-            author_id,
-            author_username,
-            text,
-            sent_at: rfc3339_from_millis(sent_at),
-        };
-        serde_json::to_writer(&mut gzip, &record)?;
-        gzip.write_all(b"\n")?;
-    }
-    let compressed = gzip.finish()?;
-    let bytes = compressed.len() as i64;
-    to.store
-        .put(
-            &ObjectPath::from(batch.object_key.as_str()),
-            PutPayload::from(compressed),
-        )
-        .await
-        .with_context(|| format!("writing {} to {}", batch.object_key, to.url))?;
-
-    let mut tx = db.begin().await?;
-    let deletes = [
-        format!(
-            "DELETE FROM cards WHERE message_id IN (SELECT id FROM messages WHERE {BATCH_FILTER})"
-        ),
-        format!("DELETE FROM messages WHERE {BATCH_FILTER}"),
-    ];
-    for sql in &deletes {
-        sqlx::query(sql)
-            .bind(&batch.room_id)
+    let delete_cards = format!(
+        "DELETE FROM cards WHERE message_id IN (SELECT id FROM messages WHERE {BATCH_FILTER})
+         RETURNING message_id, url, title, description, image"
+    );
+    let delete_messages =
+        format!("DELETE FROM messages WHERE {BATCH_FILTER} RETURNING {MESSAGE_COLUMNS}");
+    let bind = |query| {
+        sqlx::query(query)
+            .bind(batch.room_id.clone())
             .bind(batch.first_seq)
             .bind(batch.last_seq)
             .bind(from)
             .bind(until)
+    };
+    for _ in 0..ATTEMPTS {
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {BATCH_FILTER} ORDER BY seq"
+        ))
+        .bind(&batch.room_id)
+        .bind(batch.first_seq)
+        .bind(batch.last_seq)
+        .bind(from)
+        .bind(until)
+        .fetch_all(db)
+        .await?;
+        let cards = cards_of(db, batch, from, until).await?;
+        let compressed = encode(&rows, &cards)?;
+        let bytes = compressed.len() as i64;
+        to.store
+            .put(
+                &ObjectPath::from(batch.object_key.as_str()),
+                PutPayload::from(compressed),
+            )
+            .await
+            .with_context(|| format!("writing {} to {}", batch.object_key, to.url))?;
+
+        let mut tx = db.begin().await?;
+        let deleted_cards: Vec<CardRow> = bind(&delete_cards)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| CardRow::from_row(row))
+            .collect::<Result<_, _>>()?;
+        let mut deleted: Vec<MessageRow> = bind(&delete_messages)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(MessageRow::from_row)
+            .collect::<Result<_, _>>()?;
+        deleted.sort_by_key(|m| m.seq);
+        if deleted != rows || !same_cards(cards_by_message(deleted_cards), &cards) {
+            // Changed since the upload: undone, and written again.
+            drop(tx);
+            continue;
+        }
+        sqlx::query("UPDATE archive_batches SET done = 1, messages = $2 WHERE object_key = $1")
+            .bind(&batch.object_key)
+            .bind(rows.len() as i64)
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        return Ok((rows.len() as i64, bytes));
     }
-    sqlx::query("UPDATE archive_batches SET done = 1, messages = $2 WHERE object_key = $1")
-        .bind(&batch.object_key)
-        .bind(rows.len() as i64)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok((rows.len() as i64, bytes))
+    anyhow::bail!(
+        "the messages of {} kept changing while they were archived; run again",
+        batch.object_key
+    )
+}
+
+/// One gzip JSON Lines object: a line per message, with its cards.
+fn encode(rows: &[MessageRow], cards: &HashMap<String, Vec<Card>>) -> anyhow::Result<Vec<u8>> {
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+    for row in rows {
+        let record = Archived {
+            cards: cards.get(&row.id).cloned().unwrap_or_default(),
+            id: row.id.clone(),
+            room_id: row.room_id.clone(),
+            seq: row.seq,
+            author_id: row.author_id.clone(),
+            author_username: row.author_username.clone(),
+            text: row.text.clone(),
+            sent_at: rfc3339_from_millis(row.sent_at),
+            edited_at: row.edited_at.map(rfc3339_from_millis),
+        };
+        serde_json::to_writer(&mut gzip, &record)?;
+        gzip.write_all(b"\n")?;
+    }
+    Ok(gzip.finish()?)
+}
+
+/// The same cards per message, whatever their order.
+fn same_cards(a: HashMap<String, Vec<Card>>, b: &HashMap<String, Vec<Card>>) -> bool {
+    let sorted = |cards: &[Card]| {
+        let mut all: Vec<_> = cards.iter().map(|c| format!("{c:?}")).collect();
+        all.sort();
+        all
+    };
+    a.len() == b.len()
+        && a.iter().all(|(message, cards)| {
+            b.get(message)
+                .is_some_and(|other| sorted(cards) == sorted(other))
+        })
 }
 
 async fn cards_of(

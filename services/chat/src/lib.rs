@@ -7,6 +7,7 @@
 pub mod app;
 pub mod archive;
 pub mod handlers;
+pub mod live;
 pub mod manifest;
 pub mod model;
 pub mod settings;

@@ -1,7 +1,8 @@
 //! What chat needs to run, for `chat describe` and `dozen export`.
 
 use dozen_bus::{EventType, ProcessSettings};
-use dozen_events::MessageSent;
+use dozen_cache::CacheSettings;
+use dozen_events::{MessageEdited, MessageSent};
 use dozen_manifest::{Backing, Manifest, Role, Var};
 
 use crate::handlers;
@@ -39,8 +40,14 @@ pub fn manifest() -> Manifest {
             "cold storage for `chat archive`: file://<folder> or s3://<bucket>/<prefix>",
         )
         .attaches(Backing::ObjectStore),
+        Var::optional(
+            "PRESENCE_TTL",
+            "how long a user stays online after their instance last said so (default 15s)",
+        ),
     ])
+    .vars(CacheSettings::vars())
     .publishes(MessageSent::TYPE)
+    .publishes(MessageEdited::TYPE)
     .subscribes(handlers::subscriptions().iter().map(|s| s.declared()))
 }
 

@@ -12,6 +12,12 @@ pub struct Room {
     pub members: i64,
     /// Whether the caller is a member.
     pub joined: bool,
+    /// The number of the room's latest event (message, card, edit, deletion).
+    pub last_seq: i64,
+    /// The number up to which the caller has read (0 if not a member).
+    pub last_read_seq: i64,
+    /// Messages by others after `last_read_seq` (0 if not a member).
+    pub unread: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +59,13 @@ pub struct Message {
     pub text: String,
     /// RFC 3339, UTC.
     pub sent_at: String,
+    /// RFC 3339, UTC; when the author last changed the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// The id the author's client gave the message, echoed so it can match
+    /// its own copy to the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     pub cards: Vec<Card>,
 }
 
@@ -69,9 +82,47 @@ pub struct MessageDeleted {
     pub message_id: String,
 }
 
-/// The kinds of room events, as SSE event names.
+/// A member of a room who is online or typing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+}
+
+/// Who has the room open now, as the live stream announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// Sorted by username.
+    pub online: Vec<User>,
+    pub count: usize,
+}
+
+/// Someone is typing in the room, as the live stream announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {
+    pub user: User,
+    /// Show it for this long unless another `typing` or a message from the user comes.
+    pub expires_in_ms: u64,
+}
+
+/// A room's unread count changed, as the activity stream announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unread {
+    pub room_id: String,
+    pub last_seq: i64,
+    pub last_read_seq: i64,
+    pub unread: i64,
+}
+
+/// The kinds of room events, as SSE event names. The numbered ones (with an
+/// SSE `id`) are kept and replayed; `presence` and `typing` are of the moment.
 pub mod kind {
     pub const MESSAGE: &str = "message";
     pub const CARD: &str = "card";
+    pub const MESSAGE_EDITED: &str = "message_edited";
     pub const MESSAGE_DELETED: &str = "message_deleted";
+    pub const PRESENCE: &str = "presence";
+    pub const TYPING: &str = "typing";
+    /// On the activity stream: a room's unread count.
+    pub const UNREAD: &str = "unread";
 }

@@ -1,7 +1,10 @@
 //! Everything chat reads from the environment, checked at start.
 
+use std::time::Duration;
+
 use dozen_auth::{JwkSet, Keys, TokenVerifier};
 use dozen_bus::ProcessSettings;
+use dozen_cache::CacheSettings;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
 use dozen_runtime::database::DatabaseSettings;
 use dozen_runtime::logging::LogSettings;
@@ -11,13 +14,24 @@ use dozen_runtime::logging::LogSettings;
 pub struct Settings {
     pub process: ProcessSettings,
     pub keys: Keys,
+    /// Presence, typing and signals between instances (`CACHE_URL`).
+    pub cache: CacheSettings,
+    /// `PRESENCE_TTL` (default 15s, at least 300ms): how long a user stays
+    /// online after their instance last refreshed them (every third of it).
+    pub presence_ttl: Duration,
 }
 
 impl FromEnv for Settings {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let presence_ttl = env.duration_or("PRESENCE_TTL", Duration::from_secs(15))?;
+        if presence_ttl < Duration::from_millis(300) {
+            return Err(ConfigError::new("PRESENCE_TTL", "must be at least 300ms"));
+        }
         Ok(Self {
             process: ProcessSettings::from_env(env)?,
             keys: keys_from_env(env)?,
+            cache: CacheSettings::from_env(env)?,
+            presence_ttl,
         })
     }
 }

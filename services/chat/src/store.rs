@@ -49,8 +49,11 @@ struct RoomRow {
     name: String,
     created_by: String,
     created_at: i64,
+    last_seq: i64,
     members: i64,
     joined: i64,
+    last_read_seq: i64,
+    unread: i64,
 }
 
 impl From<RoomRow> for Room {
@@ -62,14 +65,24 @@ impl From<RoomRow> for Room {
             created_at: rfc3339_from_millis(row.created_at),
             members: row.members,
             joined: row.joined > 0,
+            last_seq: row.last_seq,
+            last_read_seq: row.last_read_seq,
+            unread: row.unread,
         }
     }
 }
 
-const ROOM_SELECT: &str = "SELECT r.id, r.name, r.created_by, r.created_at,
+/// A room as `$1` sees it; unread counts only others' messages after the
+/// viewer's read marker.
+const ROOM_SELECT: &str = "SELECT r.id, r.name, r.created_by, r.created_at, r.last_seq,
         (SELECT COUNT(*) FROM members m WHERE m.room_id = r.id) AS members,
-        (SELECT COUNT(*) FROM members m WHERE m.room_id = r.id AND m.user_id = $1) AS joined
-    FROM rooms r";
+        CAST(CASE WHEN me.user_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS joined,
+        CAST(COALESCE(me.last_read_seq, 0) AS BIGINT) AS last_read_seq,
+        CAST(CASE WHEN me.user_id IS NULL THEN 0 ELSE
+            (SELECT COUNT(*) FROM messages g
+             WHERE g.room_id = r.id AND g.seq > me.last_read_seq AND g.author_id <> me.user_id)
+        END AS BIGINT) AS unread
+    FROM rooms r LEFT JOIN members me ON me.room_id = r.id AND me.user_id = $1";
 
 /// Creates a room with its creator as first member. `Ok(false)`: the name is taken.
 pub async fn create_room(
@@ -114,6 +127,22 @@ pub async fn rooms(db: &AnyPool, viewer: &str, limit: i64) -> Result<Vec<Room>, 
     Ok(rows.into_iter().map(Room::from).collect())
 }
 
+/// The rooms `viewer` is a member of, newest first.
+pub async fn joined_rooms(
+    db: &AnyPool,
+    viewer: &str,
+    limit: i64,
+) -> Result<Vec<Room>, sqlx::Error> {
+    let rows: Vec<RoomRow> = sqlx::query_as(&format!(
+        "{ROOM_SELECT} WHERE me.user_id IS NOT NULL ORDER BY r.created_at DESC, r.id DESC LIMIT $2"
+    ))
+    .bind(viewer)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Room::from).collect())
+}
+
 pub async fn room(db: &AnyPool, viewer: &str, id: &str) -> Result<Option<Room>, sqlx::Error> {
     let row: Option<RoomRow> = sqlx::query_as(&format!("{ROOM_SELECT} WHERE r.id = $2"))
         .bind(viewer)
@@ -145,6 +174,30 @@ pub async fn is_member(db: &AnyPool, room_id: &str, user_id: &str) -> Result<boo
             .fetch_optional(db)
             .await?;
     Ok(found.is_some())
+}
+
+/// Moves `user`'s read marker in `room` up to `seq` (never down, never past
+/// the room's last number). `false` when `user` is not a member.
+pub async fn mark_read(
+    db: &AnyPool,
+    room_id: &str,
+    user_id: &str,
+    seq: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE members SET last_read_seq = (
+             SELECT CASE WHEN r.last_seq < $3 THEN r.last_seq ELSE $3 END FROM rooms r WHERE r.id = $1)
+         WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(seq)
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(true);
+    }
+    is_member(db, room_id, user_id).await
 }
 
 /// Adds a member; joining twice is no change.
@@ -229,7 +282,7 @@ pub async fn events_after(
 
 // --- messages and cards -----------------------------------------------------
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct MessageRow {
     pub id: String,
     pub room_id: String,
@@ -238,9 +291,12 @@ pub struct MessageRow {
     pub author_username: String,
     pub text: String,
     pub sent_at: i64,
+    pub edited_at: Option<i64>,
+    pub client_id: Option<String>,
 }
 
-const MESSAGE_COLUMNS: &str = "id, room_id, seq, author_id, author_username, text, sent_at";
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, room_id, seq, author_id, author_username, text, sent_at, edited_at, client_id";
 
 impl MessageRow {
     pub fn into_message(self, cards: Vec<Card>) -> Message {
@@ -254,6 +310,8 @@ impl MessageRow {
             },
             text: self.text,
             sent_at: rfc3339_from_millis(self.sent_at),
+            edited_at: self.edited_at.map(rfc3339_from_millis),
+            client_id: self.client_id,
             cards,
         }
     }
@@ -261,7 +319,7 @@ impl MessageRow {
 
 pub async fn insert_message(tx: &mut Tx, row: &MessageRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(&row.id)
     .bind(&row.room_id)
@@ -270,9 +328,87 @@ pub async fn insert_message(tx: &mut Tx, row: &MessageRow) -> Result<(), sqlx::E
     .bind(&row.author_username)
     .bind(&row.text)
     .bind(row.sent_at)
+    .bind(row.edited_at)
+    .bind(&row.client_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The message `author` posted with `client_id`, if any.
+pub async fn message_by_client(
+    db: &AnyPool,
+    author_id: &str,
+    client_id: &str,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE author_id = $1 AND client_id = $2"
+    ))
+    .bind(author_id)
+    .bind(client_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Replaces a message's text, noting when.
+pub async fn edit_message(
+    tx: &mut Tx,
+    id: &str,
+    text: &str,
+    edited_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE messages SET text = $2, edited_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(text)
+        .bind(edited_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The message's cards, oldest first.
+pub async fn cards_of(db: &AnyPool, message_id: &str) -> Result<Vec<Card>, sqlx::Error> {
+    let found: Vec<CardRow> = sqlx::query_as(
+        "SELECT message_id, url, title, description, image FROM cards
+         WHERE message_id = $1 ORDER BY created_at, url",
+    )
+    .bind(message_id)
+    .fetch_all(db)
+    .await?;
+    Ok(cards_by_message(found)
+        .remove(message_id)
+        .unwrap_or_default())
+}
+
+/// The message's cards; those whose URL is not in `keep` are removed first.
+pub async fn keep_cards(
+    tx: &mut Tx,
+    message_id: &str,
+    keep: &[String],
+) -> Result<Vec<Card>, sqlx::Error> {
+    let found: Vec<CardRow> = sqlx::query_as(
+        "SELECT message_id, url, title, description, image FROM cards
+         WHERE message_id = $1 ORDER BY created_at, url",
+    )
+    .bind(message_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut kept = Vec::new();
+    for card in cards_by_message(found)
+        .remove(message_id)
+        .unwrap_or_default()
+    {
+        if keep.contains(&card.url) {
+            kept.push(card);
+            continue;
+        }
+        sqlx::query("DELETE FROM cards WHERE message_id = $1 AND url = $2")
+            .bind(message_id)
+            .bind(&card.url)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(kept)
 }
 
 pub async fn message<'e>(

@@ -1,13 +1,15 @@
 //! `GET /v1/rooms/{id}/events`: the room's live stream (Server-Sent Events).
 //!
-//! The stream reads the room's numbered events from the database, so it shows
-//! what any instance (or the worker, attaching cards) wrote, and a client that
-//! reconnects with `Last-Event-ID` misses nothing. This process's own writes
-//! wake its streams at once; others' are seen within [`POLL`].
+//! Numbered events (`message`, `card`, `message_edited`,
+//! `message_deleted`) are read from the database, so the stream shows what
+//! any instance (or the worker, attaching cards) wrote, and a client that
+//! reconnects with `Last-Event-ID` misses nothing. A signal through the
+//! cache wakes the stream when its room changes; a poll every [`POLL`]
+//! catches anything a lost signal would hide. `presence` and `typing` carry
+//! no id: they are of the moment, and never replayed.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -18,70 +20,129 @@ use dozen_runtime::http::ApiError;
 use dozen_runtime::shutdown::Shutdown;
 use futures::Stream;
 use sqlx::AnyPool;
-use tokio::sync::Notify;
+use tokio::sync::broadcast::error::RecvError;
 
-use super::{known_id, require_member};
+use super::{display_name, known_id, require_member};
 use crate::app::AppState;
+use crate::live::{typing_event, RoomSignal, Watch};
+use crate::model::{kind, Presence, User};
 use crate::store::{self, RoomEvent};
 
 pub const POLL: Duration = Duration::from_millis(250);
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A comment this often keeps proxies from closing a quiet stream, and
+/// shows the server a client that went away.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 const BATCH: i64 = 100;
 
-/// Wakes this process's streams when it wrote something.
-#[derive(Debug, Clone, Default)]
-pub struct Wake(Arc<Notify>);
+/// What the stream sends next.
+enum Item {
+    Numbered(RoomEvent),
+    Presence(Presence),
+    Typing(User),
+}
 
-impl Wake {
-    pub fn wake(&self) {
-        self.0.notify_waiters();
+impl Item {
+    fn into_sse(self) -> SseEvent {
+        match self {
+            Item::Numbered(event) => SseEvent::default()
+                .id(event.seq.to_string())
+                .event(event.kind)
+                .data(event.body),
+            Item::Presence(presence) => SseEvent::default()
+                .event(kind::PRESENCE)
+                .data(serde_json::to_string(&presence).expect("plain data")),
+            Item::Typing(user) => SseEvent::default()
+                .event(kind::TYPING)
+                .data(serde_json::to_string(&typing_event(user)).expect("plain data")),
+        }
     }
 }
 
 struct Cursor {
     db: AnyPool,
     room_id: String,
+    /// Whose stream it is: their own typing is not sent back to them.
+    viewer: String,
     after: i64,
-    ready: VecDeque<RoomEvent>,
-    wake: Wake,
+    ready: VecDeque<Item>,
+    /// Whether the database may hold events after `after`.
+    dirty: bool,
+    watch: Watch,
+    presence_sent: Presence,
     shutdown: Shutdown,
 }
 
 impl Cursor {
-    /// The next event, waiting for one; `None` when the process stops.
-    async fn next(&mut self) -> Option<RoomEvent> {
+    /// The next item, waiting for one; `None` when the process stops.
+    async fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
             }
             if self.shutdown.is_triggered() {
                 return None;
             }
-            // Registered before the read, so a write right after it still wakes us.
-            let woken = self.wake.0.notified();
-            match store::events_after(&self.db, &self.room_id, self.after, BATCH).await {
-                Ok(events) if !events.is_empty() => {
-                    self.after = events.last().map_or(self.after, |e| e.seq);
-                    self.ready.extend(events);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(error = %error, "live stream could not read; retrying")
+            if std::mem::take(&mut self.dirty) {
+                match store::events_after(&self.db, &self.room_id, self.after, BATCH).await {
+                    Ok(events) if !events.is_empty() => {
+                        self.dirty = events.len() as i64 == BATCH;
+                        self.after = events.last().map_or(self.after, |e| e.seq);
+                        self.ready.extend(events.into_iter().map(Item::Numbered));
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error, "live stream could not read; retrying")
+                    }
                 }
             }
             tokio::select! {
-                _ = woken => {}
-                _ = tokio::time::sleep(POLL) => {}
+                signal = self.watch.signals.recv() => match signal {
+                    Ok(RoomSignal::Changed) | Err(RecvError::Lagged(_)) => self.dirty = true,
+                    Ok(RoomSignal::Typing(user)) => {
+                        if user.id != self.viewer {
+                            self.ready.push_back(Item::Typing(user));
+                        }
+                    }
+                    Ok(RoomSignal::Presence(presence)) => {
+                        if presence != self.presence_sent {
+                            self.presence_sent = presence.clone();
+                            self.ready.push_back(Item::Presence(presence));
+                        }
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep(POLL) => self.dirty = true,
                 _ = self.shutdown.triggered() => return None,
             }
         }
     }
 }
 
+/// The `Last-Event-ID` asked for: `None` without one, 400 for one this
+/// stream cannot have sent.
+fn resume_from(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    match value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        Some(n) if n >= 0 => Ok(Some(n)),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_last_event_id",
+            "Last-Event-ID must be the id of an event this stream sent",
+        )),
+    }
+}
+
 /// Streams the room's events after `Last-Event-ID` (or from now), each with
-/// its number as SSE `id` and its kind (`message`, `card`, `message_deleted`)
-/// as SSE `event`. Ends when the process drains.
+/// its number as SSE `id` and its kind as SSE `event`; first who is online
+/// (`presence`) and who is typing. The caller is online in the room while
+/// the stream is open. Ends when the process drains.
 pub(crate) async fn stream(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -89,43 +150,37 @@ pub(crate) async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let room_id = known_id(&room_id, "room")?;
-    let resume = match headers.get("last-event-id") {
-        None => None,
-        Some(value) => match value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-        {
-            Some(n) if n >= 0 => Some(n),
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_last_event_id",
-                    "Last-Event-ID must be the id of an event this stream sent",
-                ))
-            }
-        },
-    };
+    let resume = resume_from(&headers)?;
     require_member(&state, &room_id, &claims.sub).await?;
     let after = match resume {
         Some(after) => after,
         None => store::last_seq(&state.db, &room_id).await?,
     };
+    let viewer = User {
+        id: claims.sub.clone(),
+        username: display_name(&state, &claims).await?,
+    };
+    let watch = state.live.open(&room_id, viewer).await;
+    let mut ready = VecDeque::from([Item::Presence(watch.presence.clone())]);
+    for user in state.live.typing_now(&room_id).await {
+        if user.id != claims.sub {
+            ready.push_back(Item::Typing(user));
+        }
+    }
     let cursor = Cursor {
         db: state.db.clone(),
         room_id,
+        viewer: claims.sub,
         after,
-        ready: VecDeque::new(),
-        wake: state.wake.clone(),
+        ready,
+        dirty: true,
+        presence_sent: watch.presence.clone(),
+        watch,
         shutdown: state.shutdown.clone(),
     };
     let events = futures::stream::unfold(cursor, |mut cursor| async move {
-        let event = cursor.next().await?;
-        let sse = SseEvent::default()
-            .id(event.seq.to_string())
-            .event(event.kind)
-            .data(event.body);
-        Some((Ok(sse), cursor))
+        let item = cursor.next().await?;
+        Some((Ok(item.into_sse()), cursor))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

@@ -3,15 +3,15 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use dozen_auth::{Authenticated, Claims};
+use dozen_auth::Authenticated;
 use dozen_bus::Event;
-use dozen_events::MessageSent;
+use dozen_events::{MessageEdited, MessageSent};
 use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
 use dozen_runtime::http::{ApiError, FieldErrors};
 use dozen_runtime::trace::TraceParent;
 use serde::{Deserialize, Serialize};
 
-use super::{known_id, require_member};
+use super::{display_name, known_id, require_member};
 use crate::app::AppState;
 use crate::model::{kind, Message, MessageDeleted};
 use crate::store::{self, MessageRow};
@@ -20,14 +20,43 @@ use crate::text;
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 100;
 
+/// The longest `client_id`.
+pub const MAX_CLIENT_ID: usize = 64;
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewMessage {
     text: Option<String>,
+    /// The client's own id for the message (an idempotency key).
+    client_id: Option<String>,
 }
 
-fn check_text(body: &NewMessage) -> Result<String, ApiError> {
-    let mut errors = FieldErrors::default();
-    let text = errors.present("text", &body.text).map(str::trim);
+#[derive(Debug, Deserialize)]
+pub(crate) struct EditedMessage {
+    text: Option<String>,
+}
+
+/// `client_id`: 1–64 of `A-Z a-z 0-9 - _ .`, or absent.
+fn check_client_id(client_id: Option<&str>, errors: &mut FieldErrors) -> Option<String> {
+    let id = client_id?;
+    let valid = (1..=MAX_CLIENT_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if valid {
+        Some(id.to_owned())
+    } else {
+        errors.add(
+            "client_id",
+            format!("must be 1 to {MAX_CLIENT_ID} of A-Z, a-z, 0-9, '-', '_' and '.'"),
+        );
+        None
+    }
+}
+
+/// The text's rules: 1–4,000 characters once trimmed, no control characters
+/// but newline, carriage return and tab.
+fn check_text(text: &Option<String>, errors: &mut FieldErrors) -> Option<String> {
+    let text = errors.present("text", text).map(str::trim);
     if let Some(text) = text {
         let length = text.chars().count();
         if length == 0 {
@@ -46,24 +75,13 @@ fn check_text(body: &NewMessage) -> Result<String, ApiError> {
             errors.add("text", "may not contain control characters");
         }
     }
-    errors.into_result()?;
-    Ok(text.expect("into_result reports a missing text").to_owned())
+    text.map(str::to_owned)
 }
 
-/// The author's name: from chat's directory, or, before the signup event
-/// has reached chat, from the token accounts signed.
-async fn author_name(state: &AppState, claims: &Claims) -> Result<String, ApiError> {
-    if let Some(name) = store::username(&state.db, &claims.sub).await? {
-        return Ok(name);
-    }
-    Ok(claims
-        .preferred_username
-        .clone()
-        .unwrap_or_else(|| claims.sub.clone()))
-}
-
-/// `POST /v1/rooms/{id}/messages {text}`: stores it and emits `message.sent`
-/// in the same transaction.
+/// `POST /v1/rooms/{id}/messages {text, client_id?}`: stores it and emits
+/// `message.sent` in the same transaction (201). With a `client_id` the
+/// author used before, nothing is stored again: the first message is
+/// answered (200), so a client may retry a post whose answer it never got.
 pub(crate) async fn post(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -72,9 +90,18 @@ pub(crate) async fn post(
     Json(body): Json<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let room_id = known_id(&room_id, "room")?;
-    let text = check_text(&body)?;
+    let mut errors = FieldErrors::default();
+    let text = check_text(&body.text, &mut errors);
+    let client_id = check_client_id(body.client_id.as_deref(), &mut errors);
+    errors.into_result()?;
+    let text = text.expect("into_result reports a missing text");
     require_member(&state, &room_id, &claims.sub).await?;
-    let author_username = author_name(&state, &claims).await?;
+    if let Some(earlier) =
+        posted_before(&state, &claims.sub, client_id.as_deref(), &room_id).await?
+    {
+        return Ok((StatusCode::OK, Json(earlier)));
+    }
+    let author_username = display_name(&state, &claims).await?;
 
     let mut tx = state.db.begin().await?;
     let seq = store::next_seq(&mut tx, &room_id)
@@ -88,8 +115,22 @@ pub(crate) async fn post(
         author_username,
         text,
         sent_at: now_millis(),
+        edited_at: None,
+        client_id: client_id.clone(),
     };
-    store::insert_message(&mut tx, &row).await?;
+    match store::insert_message(&mut tx, &row).await {
+        Err(error) if store::is_unique_violation(&error) => {
+            // The same client_id raced itself: the other post won.
+            drop(tx);
+            if let Some(earlier) =
+                posted_before(&state, &claims.sub, client_id.as_deref(), &room_id).await?
+            {
+                return Ok((StatusCode::OK, Json(earlier)));
+            }
+            return Err(error.into());
+        }
+        other => other?,
+    }
     let message = row.clone().into_message(Vec::new());
     store::append_event(&mut tx, &room_id, seq, kind::MESSAGE, &message).await?;
     let sent = MessageSent {
@@ -102,16 +143,128 @@ pub(crate) async fn post(
         text: row.text,
         sent_at: rfc3339_from_millis(row.sent_at),
     };
-    let mut event = Event::new("chat", &sent).map_err(|e| ApiError::internal(&e))?;
-    if let Some(Extension(trace)) = trace {
-        event = event.with_trace(&trace);
-    }
+    let event = event_of(&sent, trace)?;
     state.outbox.enqueue(&mut tx, &event).await?;
     tx.commit().await?;
     state.outbox.committed();
-    state.wake.wake();
+    state.live.changed(&room_id, seq).await;
     tracing::info!(message_id = %message.id, room_id = %room_id, event_id = %event.id, "message sent");
     Ok((StatusCode::CREATED, Json(message)))
+}
+
+/// The message `author` posted before with `client_id`; 409 if that was in another room.
+async fn posted_before(
+    state: &AppState,
+    author_id: &str,
+    client_id: Option<&str>,
+    room_id: &str,
+) -> Result<Option<Message>, ApiError> {
+    let Some(client_id) = client_id else {
+        return Ok(None);
+    };
+    let Some(row) = store::message_by_client(&state.db, author_id, client_id).await? else {
+        return Ok(None);
+    };
+    if row.room_id != room_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "client_id_taken",
+            "that client_id names a message of yours in another room",
+        ));
+    }
+    let cards = store::cards_of(&state.db, &row.id).await?;
+    Ok(Some(row.into_message(cards)))
+}
+
+/// The event for the outbox, continuing the request's trace.
+fn event_of<T: dozen_bus::EventType + Serialize>(
+    data: &T,
+    trace: Option<Extension<TraceParent>>,
+) -> Result<Event, ApiError> {
+    let mut event = Event::new("chat", data).map_err(|e| ApiError::internal(&e))?;
+    if let Some(Extension(trace)) = trace {
+        event = event.with_trace(&trace);
+    }
+    Ok(event)
+}
+
+/// `PATCH /v1/rooms/{id}/messages/{message_id} {text}`: only its author may.
+/// The new text replaces the old everywhere (history, the stream's
+/// `message_edited`); cards of links no longer in it go; `message.edited`
+/// is emitted in the same transaction.
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path((room_id, message_id)): Path<(String, String)>,
+    trace: Option<Extension<TraceParent>>,
+    Json(body): Json<EditedMessage>,
+) -> Result<Json<Message>, ApiError> {
+    let room_id = known_id(&room_id, "room")?;
+    let message_id = known_id(&message_id, "message")?;
+    let mut errors = FieldErrors::default();
+    let text = check_text(&body.text, &mut errors);
+    errors.into_result()?;
+    let text = text.expect("into_result reports a missing text");
+    require_member(&state, &room_id, &claims.sub).await?;
+
+    let mut tx = state.db.begin().await?;
+    let seq = store::next_seq(&mut tx, &room_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no room has that id"))?;
+    let mut row = authored_message(&mut tx, &room_id, &message_id, &claims.sub, "edit").await?;
+    if row.text == text {
+        drop(tx); // nothing changes
+        let cards = store::cards_of(&state.db, &message_id).await?;
+        return Ok(Json(row.into_message(cards)));
+    }
+    let edited_at = now_millis();
+    store::edit_message(&mut tx, &message_id, &text, edited_at).await?;
+    row.text = text;
+    row.edited_at = Some(edited_at);
+    let urls = text::urls(&row.text);
+    let cards = store::keep_cards(&mut tx, &message_id, &urls).await?;
+    let message = row.clone().into_message(cards);
+    store::append_event(&mut tx, &room_id, seq, kind::MESSAGE_EDITED, &message).await?;
+    let edited = MessageEdited {
+        message_id: row.id.clone(),
+        room_id: row.room_id.clone(),
+        author_id: row.author_id.clone(),
+        author_username: row.author_username.clone(),
+        mentions: text::mentions(&row.text),
+        urls,
+        text: row.text,
+        sent_at: rfc3339_from_millis(row.sent_at),
+        edited_at: rfc3339_from_millis(edited_at),
+    };
+    let event = event_of(&edited, trace)?;
+    state.outbox.enqueue(&mut tx, &event).await?;
+    tx.commit().await?;
+    state.outbox.committed();
+    state.live.changed(&room_id, seq).await;
+    tracing::info!(message_id = %message_id, event_id = %event.id, "message edited");
+    Ok(Json(message))
+}
+
+/// The message, if it is in the room and `user` wrote it: else 404 or 403.
+async fn authored_message(
+    tx: &mut store::Tx,
+    room_id: &str,
+    message_id: &str,
+    user_id: &str,
+    what: &str,
+) -> Result<MessageRow, ApiError> {
+    let message = store::message(&mut **tx, message_id)
+        .await?
+        .filter(|m| m.room_id == room_id)
+        .ok_or_else(|| ApiError::not_found("no message in this room has that id"))?;
+    if message.author_id != user_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_the_author",
+            format!("only its author may {what} a message"),
+        ));
+    }
+    Ok(message)
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,17 +342,7 @@ pub(crate) async fn delete(
     let seq = store::next_seq(&mut tx, &room_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no room has that id"))?;
-    let message = store::message(&mut *tx, &message_id)
-        .await?
-        .filter(|m| m.room_id == room_id)
-        .ok_or_else(|| ApiError::not_found("no message in this room has that id"))?;
-    if message.author_id != claims.sub {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_the_author",
-            "only its author may delete a message",
-        ));
-    }
+    authored_message(&mut tx, &room_id, &message_id, &claims.sub, "delete").await?;
     store::delete_message(&mut tx, &message_id).await?;
     store::append_event(
         &mut tx,
@@ -212,7 +355,7 @@ pub(crate) async fn delete(
     )
     .await?;
     tx.commit().await?;
-    state.wake.wake();
+    state.live.changed(&room_id, seq).await;
     tracing::info!(message_id = %message_id, "message deleted");
     Ok(StatusCode::NO_CONTENT)
 }

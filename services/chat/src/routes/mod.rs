@@ -1,12 +1,14 @@
 //! The HTTP API of chat. Every route needs a signed-in user; reading and
 //! posting in a room needs membership.
 
+pub(crate) mod activity;
 pub(crate) mod events;
 pub(crate) mod messages;
 pub(crate) mod rooms;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
+use dozen_auth::Claims;
 use dozen_runtime::http::ApiError;
 
 use crate::app::AppState;
@@ -24,9 +26,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/rooms/{id}/messages/{message_id}",
-            delete(messages::delete),
+            axum::routing::patch(messages::edit).delete(messages::delete),
         )
         .route("/v1/rooms/{id}/events", get(events::stream))
+        .route("/v1/rooms/{id}/read", put(activity::read))
+        .route("/v1/rooms/{id}/typing", post(activity::typing))
+        .route("/v1/activity", get(activity::stream))
         .with_state(state)
 }
 
@@ -54,4 +59,16 @@ pub(crate) async fn require_member(
         "not_a_member",
         "join the room first",
     ))
+}
+
+/// The user's name as others see it: from chat's directory, or, before the
+/// signup event has reached chat, from the token accounts signed.
+pub(crate) async fn display_name(state: &AppState, claims: &Claims) -> Result<String, ApiError> {
+    if let Some(name) = store::username(&state.db, &claims.sub).await? {
+        return Ok(name);
+    }
+    Ok(claims
+        .preferred_username
+        .clone()
+        .unwrap_or_else(|| claims.sub.clone()))
 }

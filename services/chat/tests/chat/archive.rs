@@ -263,7 +263,182 @@ async fn archiving_twice_archives_each_message_once(backend: Backend) {
     assert_eq!(count(&db, "messages").await, 100);
 }
 
+/// A folder store that, right after its first upload, edits the first
+/// message of that batch and deletes its last: what users do while a batch
+/// is between upload and delete. Remembers the two ids.
+#[derive(Debug)]
+struct ChangedDuringUpload {
+    inner: object_store::local::LocalFileSystem,
+    db: AnyPool,
+    changed: std::sync::Mutex<Option<(String, String)>>,
+}
+
+impl ChangedDuringUpload {
+    /// `messages/room=<id>/day=<day>/<first>-<last>.jsonl.gz` → (room, first, last).
+    fn batch_of(location: &str) -> (String, i64, i64) {
+        let room = location
+            .split("room=")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        let range = location
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".jsonl.gz");
+        let (first, last) = range.split_once('-').unwrap();
+        (
+            room.to_owned(),
+            first.parse().unwrap(),
+            last.parse().unwrap(),
+        )
+    }
+
+    async fn id_at(&self, room: &str, seq: i64) -> String {
+        sqlx::query_scalar("SELECT id FROM messages WHERE room_id = $1 AND seq = $2")
+            .bind(room)
+            .bind(seq)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+impl std::fmt::Display for ChangedDuringUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChangedDuringUpload({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for ChangedDuringUpload {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        let put = self.inner.put_opts(location, payload, opts).await;
+        if self.changed.lock().unwrap().is_some() {
+            return put;
+        }
+        let (room, first, last) = Self::batch_of(location.as_ref());
+        assert!(last > first, "a batch of two or more: {location}");
+        let (edited, deleted) = (
+            self.id_at(&room, first).await,
+            self.id_at(&room, last).await,
+        );
+        sqlx::query("UPDATE messages SET text = 'edited meanwhile', edited_at = $2 WHERE id = $1")
+            .bind(&edited)
+            .bind(now_millis())
+            .execute(&self.db)
+            .await
+            .unwrap();
+        for table in ["cards WHERE message_id", "messages WHERE id"] {
+            sqlx::query(&format!("DELETE FROM {table} = $1"))
+                .bind(&deleted)
+                .execute(&self.db)
+                .await
+                .unwrap();
+        }
+        *self.changed.lock().unwrap() = Some((edited, deleted));
+        put
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    async fn delete(&self, location: &object_store::path::Path) -> object_store::Result<()> {
+        self.inner.delete(location).await
+    }
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+    ) -> object_store::Result<()> {
+        self.inner.copy(from, to).await
+    }
+    async fn copy_if_not_exists(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+    ) -> object_store::Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+async fn edits_and_deletions_made_while_a_batch_is_archived_end_up_in_the_archive(
+    backend: Backend,
+) {
+    let (_database, db) = seeded(&backend, 3000, 0).await;
+    // Edited long before: the archive keeps when.
+    sqlx::query("UPDATE messages SET text = 'edited before', edited_at = 1 WHERE id = $1")
+        .bind(message_id(2000))
+        .execute(&db)
+        .await
+        .unwrap();
+    let cold = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(ChangedDuringUpload {
+        inner: folder_store(cold.path()),
+        db: db.clone(),
+        changed: std::sync::Mutex::new(None),
+    });
+    let to = Destination {
+        store: store.clone(),
+        prefix: object_store::path::Path::from(""),
+        url: "test://changed-during-upload".into(),
+    };
+    let summary = archive::run(&db, &to, &plan()).await.unwrap();
+    let (edited, deleted) = store.changed.lock().unwrap().clone().unwrap();
+    assert_eq!(summary.messages, 2999);
+    assert_eq!(count(&db, "messages").await, 0);
+    let by_object = archived(&folder_store(cold.path())).await;
+    let lines: HashMap<String, Value> = by_object
+        .values()
+        .flatten()
+        .map(|l| (l["id"].as_str().unwrap().to_owned(), l.clone()))
+        .collect();
+    assert_eq!(lines.len(), 2999);
+    assert_eq!(lines[&edited]["text"], "edited meanwhile");
+    assert!(lines[&edited]["edited_at"].is_string());
+    assert!(
+        !lines.contains_key(&deleted),
+        "a deleted message stays deleted"
+    );
+    assert_eq!(lines[&message_id(2000)]["text"], "edited before");
+    assert_eq!(
+        lines[&message_id(2000)]["edited_at"],
+        "1970-01-01T00:00:00.001Z"
+    );
+    assert!(lines[&message_id(1)].get("edited_at").is_none());
+}
+
 dozen_testing::on_every_database!(
+    edits_and_deletions_made_while_a_batch_is_archived_end_up_in_the_archive,
     a_dry_run_counts_what_would_move_and_changes_nothing,
     archiving_twice_archives_each_message_once,
 );

@@ -8,6 +8,7 @@ use accounts::tokens::TokenSigner;
 use chat::{Settings, WorkerSettings};
 use dozen_auth::Keys;
 use dozen_bus::{Bus, BusSettings, Event, EventType, ProcessSettings};
+use dozen_cache::CacheSettings;
 use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
 use dozen_runtime::logging::{LogFormat, LogSettings};
@@ -54,8 +55,55 @@ pub struct TestChat {
     pub db: AnyPool,
     pub bus: Arc<dyn Bus>,
     pub shutdown: Shutdown,
+    /// What another instance of the web process needs to join this one.
+    pub database_url: String,
+    pub bus_url: String,
+    pub cache_url: String,
+    pub presence_ttl: Duration,
     pub _database: TestDatabase,
     pub _bus_database: TestDatabase,
+    pub _cache_folder: tempfile::TempDir,
+}
+
+/// Where presence, typing and signals between instances live in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheBackend {
+    /// A SQLite file of the test's own.
+    Embedded,
+    /// The Redis of `TEST_REDIS_URL`, under a prefix of the test's own.
+    Redis,
+}
+
+/// The cache's URL, or `None` (skipped, or a failure in CI) without a Redis.
+fn cache_url(cache: CacheBackend, folder: &std::path::Path) -> Option<String> {
+    match cache {
+        CacheBackend::Embedded => Some(format!("sqlite://{}", folder.join("cache.db").display())),
+        CacheBackend::Redis => {
+            let url = dozen_testing::required_server("TEST_REDIS_URL", "Redis cache")?;
+            Some(format!(
+                "{url}?prefix=chat-test-{}",
+                uuid::Uuid::new_v4().simple()
+            ))
+        }
+    }
+}
+
+/// How a test's chat is set up.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub backend: Backend,
+    pub cache: CacheBackend,
+    pub presence_ttl: Duration,
+}
+
+impl Setup {
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            cache: CacheBackend::Embedded,
+            presence_ttl: Duration::from_secs(15),
+        }
+    }
 }
 
 impl Drop for TestChat {
@@ -72,7 +120,8 @@ pub struct TestUser {
     pub token: String,
 }
 
-/// chat's web process and worker on `backend`, with a SQLite bus of its own.
+/// chat's web process and worker on `backend`, with a SQLite bus and an
+/// embedded cache of its own.
 pub async fn spawn_chat(backend: Backend) -> TestChat {
     spawn_chat_with_keys(backend, |signer| Keys::fixed(signer.verifier())).await
 }
@@ -81,6 +130,20 @@ pub async fn spawn_chat_with_keys(
     backend: Backend,
     keys: impl FnOnce(&TokenSigner) -> Keys,
 ) -> TestChat {
+    spawn_with(Setup::new(backend), keys)
+        .await
+        .expect("the embedded cache needs no server")
+}
+
+/// chat as `setup` says; `None` when a server it needs is missing (a failure in CI).
+pub async fn spawn(setup: Setup) -> Option<TestChat> {
+    spawn_with(setup, |signer| Keys::fixed(signer.verifier())).await
+}
+
+async fn spawn_with(setup: Setup, keys: impl FnOnce(&TokenSigner) -> Keys) -> Option<TestChat> {
+    let cache_folder = tempfile::tempdir().unwrap();
+    let cache_url = cache_url(setup.cache, cache_folder.path())?;
+    let backend = setup.backend;
     let database = TestDatabase::create(&backend).await;
     let bus_database = TestDatabase::create(&Backend::Sqlite).await;
     let db = database::connect_lazy(&database_settings(&database.url)).unwrap();
@@ -99,6 +162,10 @@ pub async fn spawn_chat_with_keys(
                 bus: bus_settings(),
             },
             keys: keys(&signer),
+            cache: CacheSettings {
+                url: cache_url.parse().unwrap(),
+            },
+            presence_ttl: setup.presence_ttl,
         },
         shutdown.clone(),
     )
@@ -121,21 +188,54 @@ pub async fn spawn_chat_with_keys(
     let bus = dozen_bus::connect(&bus_database.url.parse().unwrap())
         .await
         .unwrap();
-    TestChat {
+    Some(TestChat {
         address,
         client: reqwest::Client::new(),
         signer,
         db,
         bus,
         shutdown,
+        database_url: database.url.clone(),
+        bus_url: bus_database.url.clone(),
+        cache_url,
+        presence_ttl: setup.presence_ttl,
         _database: database,
         _bus_database: bus_database,
-    }
+        _cache_folder: cache_folder,
+    })
 }
 
 impl TestChat {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Another web process on the same database, bus and cache, as
+    /// `dozen up -m chat=2` runs it; stopped with `stop`. Returns its address.
+    pub async fn another_instance(&self, stop: &Shutdown) -> String {
+        let app = chat::web(
+            Settings {
+                process: ProcessSettings {
+                    log: log(),
+                    http: HttpSettings::local(),
+                    database: database_settings(&self.database_url),
+                    bus: BusSettings {
+                        url: self.bus_url.parse().unwrap(),
+                    },
+                },
+                keys: Keys::fixed(self.signer.verifier()),
+                cache: CacheSettings {
+                    url: self.cache_url.parse().unwrap(),
+                },
+                presence_ttl: self.presence_ttl,
+            },
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        address
     }
 
     /// A user with a token, whom chat has not heard of from accounts.
@@ -171,6 +271,26 @@ impl TestChat {
     /// GETs `path` as `user` and reads the answer as JSON, whatever its status.
     pub async fn get_json(&self, path: &str, user: &TestUser) -> Value {
         self.get(path, user).await.json().await.unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, user: &TestUser, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, user: &TestUser, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(&user.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn delete(&self, path: &str, user: &TestUser) -> Response {
@@ -268,10 +388,18 @@ pub struct SseReader {
 
 impl SseReader {
     pub async fn open(chat: &TestChat, room: &str, user: &TestUser, last_id: Option<&str>) -> Self {
-        let mut request = chat
-            .client
-            .get(chat.url(&format!("/v1/rooms/{room}/events")))
-            .bearer_auth(&user.token);
+        let url = chat.url(&format!("/v1/rooms/{room}/events"));
+        Self::open_url(&chat.client, &url, user, last_id).await
+    }
+
+    /// The stream at `url` (another instance's, or `/v1/activity`).
+    pub async fn open_url(
+        client: &reqwest::Client,
+        url: &str,
+        user: &TestUser,
+        last_id: Option<&str>,
+    ) -> Self {
+        let mut request = client.get(url).bearer_auth(&user.token);
         if let Some(id) = last_id {
             request = request.header("last-event-id", id);
         }
@@ -287,9 +415,41 @@ impl SseReader {
         }
     }
 
-    /// The next event, or `None` if none comes within `within` or the stream ends.
+    /// The next numbered event (one with an SSE `id`: a message, a card,
+    /// an edit, a deletion), or `None` if none comes within `within` or the
+    /// stream ends. Events of the moment (`presence`, `typing`) are skipped.
     pub async fn next(&mut self, within: Duration) -> Option<Sse> {
         let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let sse = self.next_any(deadline).await?;
+            if sse.id.is_some() {
+                return Some(sse);
+            }
+        }
+    }
+
+    /// The next event of `kind`, numbered or not, skipping others.
+    pub async fn next_of(&mut self, kind: &str, within: Duration) -> Option<Sse> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let sse = self.next_any(deadline).await?;
+            if sse.event.as_deref() == Some(kind) {
+                return Some(sse);
+            }
+        }
+    }
+
+    /// Every event that comes within `within`.
+    pub async fn all_within(&mut self, within: Duration) -> Vec<Sse> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut all = Vec::new();
+        while let Some(sse) = self.next_any(deadline).await {
+            all.push(sse);
+        }
+        all
+    }
+
+    async fn next_any(&mut self, deadline: tokio::time::Instant) -> Option<Sse> {
         loop {
             let normalized = self.buffer.replace("\r\n", "\n");
             if let Some((frame, rest)) = normalized.split_once("\n\n") {
@@ -321,5 +481,56 @@ impl SseReader {
                 .ok()??;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
+    }
+}
+
+/// Events of one type that chat publishes, each checked against its schema.
+pub struct Listener<T> {
+    received: tokio::sync::mpsc::UnboundedReceiver<T>,
+    stop: Shutdown,
+}
+
+impl<T> Drop for Listener<T> {
+    fn drop(&mut self) {
+        self.stop.trigger();
+    }
+}
+
+impl<T: EventType + serde::de::DeserializeOwned + Send + 'static> Listener<T> {
+    /// Subscribes `name` to `T`'s topic now: it gets what is published from now on.
+    pub async fn start(chat: &TestChat, name: &str) -> Self {
+        let subscription = dozen_bus::Subscription::new(name, T::TYPE);
+        chat.bus.declare(&subscription).await.unwrap();
+        let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+        let stop = Shutdown::new();
+        let consumer = dozen_bus::Consumer::new(
+            chat.bus.clone(),
+            subscription,
+            dozen_bus::typed(move |data: T, event| {
+                let sender = sender.clone();
+                async move {
+                    dozen_events::contract::validate(T::TYPE, T::VERSION, &event.data)
+                        .expect("the event matches its schema");
+                    let _ = sender.send(data);
+                    Ok(())
+                }
+            }),
+        );
+        tokio::spawn(consumer.run(stop.clone()));
+        Self { received, stop }
+    }
+
+    pub async fn next(&mut self, within: Duration) -> T {
+        tokio::time::timeout(within, self.received.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {} within {within:?}", T::TYPE))
+            .expect("the listener runs")
+    }
+
+    /// Whether another comes within `within`.
+    pub async fn more_within(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, self.received.recv())
+            .await
+            .is_ok()
     }
 }

@@ -5,7 +5,9 @@ mod helpers;
 
 mod archive;
 mod bad_input;
+mod edits;
 mod keys;
+mod live;
 mod messages;
 mod rooms;
 mod stream;

@@ -1,12 +1,10 @@
 use std::time::Duration;
 
-use dozen_bus::{Consumer, EventType, Subscription};
 use dozen_events::MessageSent;
-use dozen_runtime::shutdown::Shutdown;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_chat, Backend};
+use crate::helpers::{spawn_chat, Backend, Listener};
 
 async fn a_member_posts_a_message_and_reads_it_back(backend: Backend) {
     let chat = spawn_chat(backend).await;
@@ -111,8 +109,7 @@ async fn a_message_emits_message_sent_with_its_mentions_and_urls_as_the_contract
 ) {
     let chat = spawn_chat(backend).await;
     let alice = chat.user("alice");
-    let listener = Subscription::new("test.message_sent", MessageSent::TYPE);
-    chat.bus.declare(&listener).await.unwrap();
+    let mut listener = Listener::<MessageSent>::start(&chat, "test.message_sent").await;
     let room = chat.room(&alice, "general").await;
     let message = chat
         .say(
@@ -121,33 +118,7 @@ async fn a_message_emits_message_sent_with_its_mentions_and_urls_as_the_contract
             "@bob look at https://example.com/a, and @carol: http://example.org. @bob!",
         )
         .await;
-
-    let (received, rx) = tokio::sync::mpsc::unbounded_channel();
-    let stop = Shutdown::new();
-    let consumer = Consumer::new(
-        chat.bus.clone(),
-        listener,
-        dozen_bus::typed(move |sent: MessageSent, event| {
-            let received = received.clone();
-            async move {
-                dozen_events::contract::validate(
-                    MessageSent::TYPE,
-                    MessageSent::VERSION,
-                    &event.data,
-                )
-                .expect("the event matches its schema");
-                received.send(sent).unwrap();
-                Ok(())
-            }
-        }),
-    );
-    tokio::spawn(consumer.run(stop.clone()));
-    let rx = tokio::sync::Mutex::new(rx);
-    let sent = eventually(Duration::from_secs(20), "message.sent", || async {
-        rx.lock().await.try_recv().ok()
-    })
-    .await;
-    stop.trigger();
+    let sent = listener.next(Duration::from_secs(20)).await;
     assert_eq!(sent.message_id, message["id"].as_str().unwrap());
     assert_eq!(sent.room_id, room);
     assert_eq!(sent.author_id, alice.id);

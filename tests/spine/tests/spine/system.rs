@@ -15,20 +15,8 @@ use tokio::process::{Child, Command};
 pub enum Stack {
     /// SQLite databases and a SQLite bus: nothing to install.
     Embedded,
-    /// A PostgreSQL database per service and a NATS server.
+    /// A PostgreSQL database per service, a NATS server and Redis (the cache).
     PostgresNats,
-}
-
-/// The service binaries, built by `cargo test --workspace` beside this test.
-fn binary(name: &str) -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let path = deps.parent().unwrap().parent().unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the services first (`cargo build --bins`, or `cargo test --workspace`)",
-        path.display()
-    );
-    path
 }
 
 /// One process type of one service.
@@ -90,6 +78,14 @@ impl System {
         let mut databases = Vec::new();
         let mut nats = None;
         let mut database_url = HashMap::new();
+        let cache_url = match stack {
+            Stack::Embedded => format!("sqlite://{}", folder.path().join("cache.db").display()),
+            Stack::PostgresNats => format!(
+                "{}?prefix=spine-{}",
+                dozen_testing::required_server("TEST_REDIS_URL", "Redis cache")?,
+                std::process::id()
+            ),
+        };
         let bus_url = match stack {
             Stack::Embedded => {
                 for service in ["accounts", "chat", "cards", "notifier"] {
@@ -132,6 +128,7 @@ impl System {
         accounts.insert("JWT_PRIVATE_KEY", key);
         env.insert("accounts", accounts);
         let mut chat = common("chat");
+        chat.insert("CACHE_URL", cache_url);
         chat.insert(
             "JWKS_URL",
             format!(
@@ -169,7 +166,7 @@ impl System {
     }
 
     fn command(&self, process_service: &str, args: &[&str], log: &str) -> Command {
-        let mut command = Command::new(binary(process_service));
+        let mut command = Command::new(dozen_testing::up::workspace_binary(process_service));
         let logs = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
