@@ -30,7 +30,7 @@ pub async fn worker(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Pr
         db: backing.db.clone(),
         mailer,
     };
-    let [welcome, mentions, cards] = handlers::subscriptions();
+    let [welcome, mentions, cards, edits] = handlers::subscriptions();
     let consumers = vec![
         Consumer::new(backing.bus.clone(), welcome, {
             let ctx = ctx.clone();
@@ -51,6 +51,13 @@ pub async fn worker(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Pr
             typed(move |data, event| {
                 let ctx = ctx.clone();
                 async move { handlers::card(&ctx, data, &event).await }
+            })
+        }),
+        Consumer::new(backing.bus.clone(), edits, {
+            let ctx = ctx.clone();
+            typed(move |data, event| {
+                let ctx = ctx.clone();
+                async move { handlers::edited(&ctx, data, &event).await }
             })
         }),
     ];

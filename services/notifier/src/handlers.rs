@@ -4,12 +4,12 @@
 //! A mail cannot join a database transaction: the transaction stays open while
 //! the SMTP server takes the mail and commits right after, so only a crash in
 //! that window repeats a mail — with the same `Message-ID`, derived from the
-//! event id, so the repeat is recognisable.
+//! event id (the message id for mentions), so the repeat is recognisable.
 
 use std::sync::Arc;
 
 use dozen_bus::{inbox, Event, HandlerError, Subscription};
-use dozen_events::{CardCreated, MessageSent, UserSignedUp};
+use dozen_events::{CardCreated, MessageEdited, MessageSent, UserSignedUp};
 use sqlx::AnyPool;
 
 use crate::mail::{Mail, Mailer};
@@ -18,14 +18,16 @@ use crate::store::{self, day_of, Count};
 pub const WELCOME: &str = "notifier.welcome";
 pub const MENTIONS: &str = "notifier.mentions";
 pub const CARDS: &str = "notifier.cards";
+pub const EDITS: &str = "notifier.edits";
 
 /// The subscriptions notifier consumes.
-pub fn subscriptions() -> [Subscription; 3] {
+pub fn subscriptions() -> [Subscription; 4] {
     use dozen_bus::EventType;
     [
         Subscription::new(WELCOME, UserSignedUp::TYPE),
         Subscription::new(MENTIONS, MessageSent::TYPE),
         Subscription::new(CARDS, CardCreated::TYPE),
+        Subscription::new(EDITS, MessageEdited::TYPE),
     ]
 }
 
@@ -71,6 +73,48 @@ pub async fn welcome(
     Ok(())
 }
 
+/// What a mention mail needs to know of a message, posted or edited.
+struct Mentioning<'a> {
+    message_id: &'a str,
+    author_username: &'a str,
+    text: &'a str,
+    mentions: &'a [String],
+}
+
+/// Mails each mentioned user notifier knows (not the author) who has not
+/// been mailed about this message yet, inside `tx`. Returns how many.
+async fn mail_mentions(
+    ctx: &Context,
+    tx: &mut store::Tx,
+    message: Mentioning<'_>,
+) -> Result<i64, HandlerError> {
+    let mut mailed = 0;
+    for username in message
+        .mentions
+        .iter()
+        .filter(|u| u.as_str() != message.author_username)
+    {
+        let Some(email) = store::email_of(&mut *tx, username).await? else {
+            continue;
+        };
+        if !store::first_mention_mail(&mut *tx, message.message_id, username).await? {
+            continue;
+        }
+        let mail = Mail {
+            id: format!("{}.mention.{username}", message.message_id),
+            to: email,
+            subject: format!("{} mentioned you", message.author_username),
+            body: format!(
+                "{} mentioned you in a room:\n\n{}\n\n— Dozen\n",
+                message.author_username, message.text
+            ),
+        };
+        ctx.mailer.send(&mail).await.map_err(mail_failed)?;
+        mailed += 1;
+    }
+    Ok(mailed)
+}
+
 /// `message.sent`: count it, and mail each mentioned user notifier knows
 /// (not the author), once.
 pub async fn mentions(ctx: &Context, sent: MessageSent, event: &Event) -> Result<(), HandlerError> {
@@ -79,24 +123,36 @@ pub async fn mentions(ctx: &Context, sent: MessageSent, event: &Event) -> Result
     };
     let day = day_of(&event.time);
     store::count(&mut tx, &day, Count::Messages, 1).await?;
-    let mut mailed = 0;
-    for username in sent.mentions.iter().filter(|u| **u != sent.author_username) {
-        let Some(email) = store::email_of(&mut tx, username).await? else {
-            continue;
-        };
-        let mail = Mail {
-            id: format!("{}.mention.{username}", event.id),
-            to: email,
-            subject: format!("{} mentioned you", sent.author_username),
-            body: format!(
-                "{} mentioned you in a room:\n\n{}\n\n— Dozen\n",
-                sent.author_username, sent.text
-            ),
-        };
-        ctx.mailer.send(&mail).await.map_err(mail_failed)?;
-        mailed += 1;
-    }
+    let message = Mentioning {
+        message_id: &sent.message_id,
+        author_username: &sent.author_username,
+        text: &sent.text,
+        mentions: &sent.mentions,
+    };
+    let mailed = mail_mentions(ctx, &mut tx, message).await?;
     store::count(&mut tx, &day, Count::Mentions, mailed).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `message.edited`: mail the users the new text mentions who were not
+/// mailed about the message before; an edit is not a new message.
+pub async fn edited(
+    ctx: &Context,
+    edited: MessageEdited,
+    event: &Event,
+) -> Result<(), HandlerError> {
+    let Some(mut tx) = inbox::claim(&ctx.db, EDITS, &event.id).await? else {
+        return Ok(());
+    };
+    let message = Mentioning {
+        message_id: &edited.message_id,
+        author_username: &edited.author_username,
+        text: &edited.text,
+        mentions: &edited.mentions,
+    };
+    let mailed = mail_mentions(ctx, &mut tx, message).await?;
+    store::count(&mut tx, &day_of(&event.time), Count::Mentions, mailed).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
+pub type Tx = Transaction<'static, Any>;
+
 /// A counter of the daily report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Count {
@@ -81,6 +83,25 @@ pub async fn email_of(
         .bind(username)
         .fetch_optional(tx)
         .await
+}
+
+/// Records that `username` is mailed about `message_id`; `false` when
+/// they were already (by the post or an earlier edit).
+pub async fn first_mention_mail(
+    tx: &mut AnyConnection,
+    message_id: &str,
+    username: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO mention_mails (message_id, username, sent_at) VALUES ($1, $2, $3)
+         ON CONFLICT (message_id, username) DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(username)
+    .bind(dozen_runtime::clock::now_millis())
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// The sum of each counter over the days `from..=to` (`YYYY-MM-DD`).

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use dozen_bus::Event;
 use dozen_events::contract::examples;
-use dozen_events::{CardCreated, MessageSent, UserSignedUp};
+use dozen_events::{CardCreated, MessageEdited, MessageSent, UserSignedUp};
 use dozen_testing::ChildServer;
 
 use crate::helpers::{maildir, mails_in, smtp_url, spawn_notifier, wait_for_mails};
@@ -97,6 +97,80 @@ async fn a_message_mentioning_users_mails_each_known_one_once_and_not_the_author
     assert!(mentions[0].body().contains("@bob @carol"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_mails_only_the_users_it_newly_mentions_and_a_repeat_mails_no_one() {
+    let Some(smtp) = ChildServer::smtp() else {
+        return;
+    };
+    let notifier = spawn_notifier(&smtp_url(&smtp)).await;
+    for (id, name) in [
+        ("u-a", "alice"),
+        ("u-b", "bob"),
+        ("u-c", "carol"),
+        ("u-d", "dave"),
+    ] {
+        notifier.publish(&signup(id, name)).await;
+    }
+    wait_for_mails(&maildir(&smtp), 4, Duration::from_secs(30)).await;
+    notifier
+        .publish(&MessageSent {
+            message_id: "m-7".into(),
+            room_id: "r-1".into(),
+            author_id: "u-a".into(),
+            author_username: "alice".into(),
+            text: "@bob lunch?".into(),
+            mentions: vec!["bob".into()],
+            urls: vec![],
+            sent_at: "2026-11-26T10:05:00Z".into(),
+        })
+        .await;
+    wait_for_mails(&maildir(&smtp), 5, Duration::from_secs(30)).await;
+    let edit = |text: &str, mentions: &[&str]| MessageEdited {
+        message_id: "m-7".into(),
+        room_id: "r-1".into(),
+        author_id: "u-a".into(),
+        author_username: "alice".into(),
+        text: text.into(),
+        mentions: mentions.iter().map(|m| (*m).to_owned()).collect(),
+        urls: vec![],
+        sent_at: "2026-11-26T10:05:00Z".into(),
+        edited_at: "2026-11-26T10:06:00Z".into(),
+    };
+    // bob again (already mailed), carol new; then dave new, carol again; then redelivered.
+    notifier
+        .publish(&edit("@bob @carol lunch?", &["bob", "carol"]))
+        .await;
+    let second = notifier
+        .publish(&edit("@bob @carol @dave lunch?", &["bob", "carol", "dave"]))
+        .await;
+    notifier.publish_event(&second).await;
+    wait_for_mails(&maildir(&smtp), 7, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mentions: Vec<_> = mails_in(&maildir(&smtp))
+        .into_iter()
+        .filter(|m| m.header("Subject").as_deref() == Some("alice mentioned you"))
+        .collect();
+    let mut to: Vec<String> = mentions.iter().filter_map(|m| m.header("To")).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["bob@example.com", "carol@example.com", "dave@example.com"]
+    );
+    let carols = mentions
+        .iter()
+        .find(|m| m.header("To").as_deref() == Some("carol@example.com"))
+        .unwrap();
+    assert!(
+        carols.body().contains("@bob @carol lunch?"),
+        "the edited text"
+    );
+    assert_eq!(
+        carols.header("Message-ID").as_deref(),
+        Some("<m-7.mention.carol@dozen>"),
+        "one id per message and recipient"
+    );
+}
+
 /// The consumer's side of the contracts: every example of every schema it
 /// consumes is handled, and the welcome examples become mails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,6 +186,9 @@ async fn notifier_handles_every_example_of_the_events_it_consumes() {
         notifier.publish(&example).await;
     }
     for example in examples::<CardCreated>() {
+        notifier.publish(&example).await;
+    }
+    for example in examples::<MessageEdited>() {
         notifier.publish(&example).await;
     }
     // In dev the mail goes to files: one .eml per mail.
