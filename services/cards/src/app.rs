@@ -2,6 +2,7 @@
 //! an HTTP port for health, readiness and metrics only.
 
 use dozen_bus::{typed, Backing, Consumer, Outbox, Process, Work};
+use dozen_events::{MessageEdited, MessageSent};
 use dozen_runtime::database::DatabaseError;
 use dozen_runtime::service_info;
 use dozen_runtime::shutdown::Shutdown;
@@ -25,17 +26,29 @@ pub async fn worker(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Pr
         outbox,
         locks: Default::default(),
     };
-    let consumer = Consumer::new(
-        backing.bus.clone(),
-        previews::subscription(),
-        typed(move |sent, event| {
+    let [posts, edits] = previews::subscriptions();
+    let consumers = vec![
+        Consumer::new(backing.bus.clone(), posts, {
             let ctx = ctx.clone();
-            async move { previews::previews(&ctx, sent, &event).await }
+            typed(move |sent: MessageSent, event| {
+                let ctx = ctx.clone();
+                async move {
+                    previews::previews(&ctx, previews::SUBSCRIPTION, sent.into(), &event).await
+                }
+            })
         }),
-    );
+        Consumer::new(
+            backing.bus.clone(),
+            edits,
+            typed(move |edited: MessageEdited, event| {
+                let ctx = ctx.clone();
+                async move { previews::previews(&ctx, previews::EDITS, edited.into(), &event).await }
+            }),
+        ),
+    ];
     let work = Work {
         relay: Some(relay),
-        consumers: vec![consumer],
+        consumers,
         ..Work::default()
     };
     let info = service_info!("cards");

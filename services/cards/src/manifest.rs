@@ -27,7 +27,7 @@ pub fn manifest() -> Manifest {
             ),
         ])
         .publishes(CardCreated::TYPE)
-        .subscribes([previews::subscription().declared()])
+        .subscribes(previews::subscriptions().iter().map(|s| s.declared()))
 }
 
 #[cfg(test)]

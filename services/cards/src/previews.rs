@@ -1,4 +1,6 @@
-//! `message.sent` → a `card.created` for each URL that makes a card.
+//! `message.sent` (and `message.edited`) → a `card.created` for each URL
+//! that makes a card, once per message and URL: an edit previews only the
+//! links it adds.
 //!
 //! Pages are fetched before the transaction (a fetch takes seconds; a
 //! transaction should not), one fetch per URL at a time in this process, and
@@ -8,7 +10,7 @@
 //! a bad link causes no retry storm, however many messages carry it.
 
 use dozen_bus::{inbox, Event, EventType, HandlerError, Outbox, Subscription, TraceParent};
-use dozen_events::{CardCreated, MessageSent};
+use dozen_events::{CardCreated, MessageEdited, MessageSent};
 use dozen_runtime::clock::{now_millis, now_rfc3339};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -19,13 +21,46 @@ use crate::fetch::Fetcher;
 use crate::parse::{preview, Preview};
 
 pub const SUBSCRIPTION: &str = "cards.previews";
+pub const EDITS: &str = "cards.edits";
 /// URLs of one message that get a card; the rest are ignored.
 pub const MAX_URLS: usize = 5;
 const CARD_KEPT_MS: i64 = 24 * 3600 * 1000;
 const FAILURE_KEPT_MS: i64 = 3600 * 1000;
 
-pub fn subscription() -> Subscription {
-    Subscription::new(SUBSCRIPTION, MessageSent::TYPE)
+/// The subscriptions the cards worker consumes: posts, then edits.
+pub fn subscriptions() -> [Subscription; 2] {
+    [
+        Subscription::new(SUBSCRIPTION, MessageSent::TYPE),
+        Subscription::new(EDITS, MessageEdited::TYPE),
+    ]
+}
+
+/// The links of a message, as posted or as edited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    pub message_id: String,
+    pub room_id: String,
+    pub urls: Vec<String>,
+}
+
+impl From<MessageSent> for Links {
+    fn from(sent: MessageSent) -> Self {
+        Self {
+            message_id: sent.message_id,
+            room_id: sent.room_id,
+            urls: sent.urls,
+        }
+    }
+}
+
+impl From<MessageEdited> for Links {
+    fn from(edited: MessageEdited) -> Self {
+        Self {
+            message_id: edited.message_id,
+            room_id: edited.room_id,
+            urls: edited.urls,
+        }
+    }
 }
 
 /// What a URL gave.
@@ -147,21 +182,47 @@ async fn fetch(fetcher: &Fetcher, url: &str) -> Outcome {
     }
 }
 
-/// Handles one `message.sent`.
-pub async fn previews(ctx: &Context, sent: MessageSent, event: &Event) -> Result<(), HandlerError> {
+/// Records that `message_id` has a card for `url`; `false` if it had.
+async fn first_card(
+    tx: &mut sqlx::AnyConnection,
+    message_id: &str,
+    url: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO message_cards (message_id, url, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (message_id, url) DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(url)
+    .bind(now_millis())
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Handles one `message.sent` or `message.edited` of `subscription`.
+pub async fn previews(
+    ctx: &Context,
+    subscription: &str,
+    links: Links,
+    event: &Event,
+) -> Result<(), HandlerError> {
     let mut outcomes = Vec::new();
-    for url in sent.urls.iter().take(MAX_URLS) {
+    for url in links.urls.iter().take(MAX_URLS) {
         outcomes.push((url, outcome(ctx, url).await?));
     }
-    let Some(mut tx) = inbox::claim(&ctx.db, SUBSCRIPTION, &event.id).await? else {
+    let Some(mut tx) = inbox::claim(&ctx.db, subscription, &event.id).await? else {
         return Ok(());
     };
     let trace = event.traceparent.as_deref().and_then(TraceParent::parse);
     for (url, outcome) in &outcomes {
         if let Outcome::Card(card) = outcome {
+            if !first_card(&mut tx, &links.message_id, url).await? {
+                continue;
+            }
             let created = CardCreated {
-                message_id: sent.message_id.clone(),
-                room_id: sent.room_id.clone(),
+                message_id: links.message_id.clone(),
+                room_id: links.room_id.clone(),
                 url: (*url).clone(),
                 title: card.title.clone(),
                 description: card.description.clone(),

@@ -9,7 +9,7 @@ use cards::Settings;
 use dozen_bus::{
     Bus, BusSettings, Delivery, Event, EventType, ProcessSettings, Subscription, TraceParent,
 };
-use dozen_events::{CardCreated, MessageSent};
+use dozen_events::{CardCreated, MessageEdited, MessageSent};
 use dozen_runtime::config::{Env, FromEnv};
 use dozen_runtime::database::{self, DatabaseSettings};
 use dozen_runtime::http::HttpSettings;
@@ -66,7 +66,9 @@ async fn spawn_cards() -> TestCards {
     let bus = dozen_bus::connect(&bus_database.url.parse().unwrap())
         .await
         .unwrap();
-    bus.declare(&cards::previews::subscription()).await.unwrap();
+    for sub in cards::previews::subscriptions() {
+        bus.declare(&sub).await.unwrap();
+    }
     TestCards {
         bus,
         shutdown,
@@ -183,4 +185,47 @@ async fn a_failing_link_yields_no_card_and_no_retry_storm() {
         (0, 0, 0),
         "handled and acknowledged, not retried or dead-lettered"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_previews_only_the_links_it_adds_and_a_repeat_makes_no_second_card() {
+    let site = site::start().await;
+    let cards = spawn_cards().await;
+    let sub = Subscription::new("test.cards", CardCreated::TYPE);
+    cards.bus.declare(&sub).await.unwrap();
+    let sent = message(4, vec![site.url("/og")]);
+    cards
+        .bus
+        .publish(MessageSent::TYPE, &[Event::new("chat", &sent).unwrap()])
+        .await
+        .unwrap();
+    let first = collect(&*cards.bus, &sub, Duration::from_secs(3)).await;
+    assert_eq!(first.len(), 1);
+
+    // The edit keeps the first link and adds one (a redirect to the same page).
+    let edited = MessageEdited {
+        message_id: sent.message_id.clone(),
+        room_id: sent.room_id.clone(),
+        author_id: sent.author_id.clone(),
+        author_username: sent.author_username.clone(),
+        text: format!("{} {}", site.url("/og"), site.url("/moved")),
+        mentions: vec![],
+        urls: vec![site.url("/og"), site.url("/moved")],
+        sent_at: sent.sent_at.clone(),
+        edited_at: "2026-11-26T10:01:00Z".into(),
+    };
+    let event = Event::new("chat", &edited).unwrap();
+    for _ in 0..2 {
+        cards
+            .bus
+            .publish(MessageEdited::TYPE, std::slice::from_ref(&event))
+            .await
+            .unwrap();
+    }
+    let added = collect(&*cards.bus, &sub, Duration::from_secs(3)).await;
+    let urls: Vec<String> = added
+        .iter()
+        .map(|d| d.event.decode::<CardCreated>().unwrap().url)
+        .collect();
+    assert_eq!(urls, [site.url("/moved")], "only the new link, once");
 }
