@@ -1,13 +1,16 @@
 //! `/api/<service>/<path>` → `<path>` on a ready instance of the service,
-//! round robin. A request that may be repeated (GET, HEAD, PUT, DELETE,
-//! OPTIONS) goes to the next instance when one cannot be reached or is
-//! draining (503); others are sent once. The request id goes along.
+//! round robin. A request that could not be delivered at all (the
+//! connection was refused) goes to the next instance whatever its method,
+//! and the refusing instance counts as not ready until its next check. A
+//! request that may be repeated (GET, HEAD, PUT, DELETE, OPTIONS) also goes
+//! to the next instance when one fails mid-way or is draining (503); others
+//! are sent once. The request id goes along.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum::{Extension, Router};
 use dozen_runtime::http::{ApiError, RequestId};
 use futures::TryStreamExt;
@@ -25,23 +28,9 @@ const MAX_FORWARDED_BODY: usize = 1024 * 1024;
 
 pub fn router(gateway: Gateway) -> Router {
     Router::new()
-        .route("/", get(home))
         .route("/api/{service}", any(forward_root))
         .route("/api/{service}/{*path}", any(forward))
         .with_state(gateway)
-}
-
-/// Where the browser UI will be; until then, what is here.
-async fn home(State(gateway): State<Gateway>) -> Html<String> {
-    let links: String = gateway
-        .upstreams
-        .services()
-        .map(|s| format!("<li><code>/api/{s}/…</code> → {s}</li>"))
-        .collect();
-    Html(format!(
-        "<!doctype html><title>Dozen</title><h1>Dozen</h1>\
-         <p>The browser UI comes later. The services answer here:</p><ul>{links}</ul>"
-    ))
 }
 
 fn repeatable(method: &Method) -> bool {
@@ -92,13 +81,9 @@ async fn forward(
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let attempts = if repeatable(&parts.method) {
-        instances.len()
-    } else {
-        1
-    };
+    let repeatable = repeatable(&parts.method);
     let mut last_failure = None;
-    for instance in instances.iter().take(attempts) {
+    for instance in &instances {
         let mut upstream = gateway
             .client
             .request(
@@ -115,11 +100,22 @@ async fn forward(
             upstream = upstream.header("x-request-id", id);
         }
         match upstream.send().await {
-            Ok(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE && attempts > 1 => {
+            Ok(answer) if answer.status() == StatusCode::SERVICE_UNAVAILABLE && repeatable => {
                 last_failure = Some(format!("{} is draining", instance.address));
             }
             Ok(answer) => return Ok(relay(answer)),
-            Err(error) => last_failure = Some(format!("{}: {error}", instance.address)),
+            // Refused: nothing was delivered, so any request may go elsewhere.
+            Err(error) if error.is_connect() => {
+                instance.mark_unready();
+                last_failure = Some(format!("{}: {error}", instance.address));
+            }
+            Err(error) if repeatable => {
+                last_failure = Some(format!("{}: {error}", instance.address));
+            }
+            Err(error) => {
+                last_failure = Some(format!("{}: {error}", instance.address));
+                break;
+            }
         }
         tracing::info!(
             service,

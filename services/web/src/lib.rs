@@ -1,10 +1,12 @@
-//! Dozen's web service. Today its gateway part: one address (`web serve` on
-//! `PORT`) that routes `/api/<service>/…` to every ready instance of that
-//! service — in development; in production the load balancer does this. The
-//! browser UI comes later.
+//! Dozen's web service (`web serve` on `PORT`): the browser UI at `/`
+//! (every asset embedded in the binary), and — in development — one address
+//! for the whole system, routing `/api/<service>/…` to every ready instance
+//! of that service. In production a load balancer routes `/api/…` and web
+//! serves only the UI.
 
 pub mod gateway;
 pub mod manifest;
+pub mod ui;
 pub mod upstreams;
 
 use std::time::Duration;
@@ -61,7 +63,7 @@ impl Web {
         };
         let info = service_info!("web").with_release_id(settings.http.release_id.clone());
         let app = service_router(
-            gateway::router(gateway),
+            gateway::router(gateway).merge(ui::router()),
             Ops::new(info, Readiness::new(shutdown.clone()), Metrics::new()),
             &settings.http,
         );

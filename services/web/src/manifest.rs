@@ -7,7 +7,7 @@ use dozen_runtime::logging::LogSettings;
 pub fn manifest() -> Manifest {
     Manifest::new(
         "web",
-        "The front door: the home page and, in development, the gateway.",
+        "The front door: the browser UI and, in development, the gateway.",
     )
     .command("serve", Role::Web { route: "/".into() })
     .vars(LogSettings::vars())

@@ -18,6 +18,12 @@ impl Instance {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
+
+    /// Out of the turn until its next readiness check says otherwise (it
+    /// refused a connection).
+    pub fn mark_unready(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -69,10 +75,6 @@ impl Upstreams {
             );
         }
         Ok(Self(Arc::new(services)))
-    }
-
-    pub fn services(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
     }
 
     /// The service's ready instances, starting with the one whose turn it is.
