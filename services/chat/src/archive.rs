@@ -378,7 +378,7 @@ async fn finish(db: &AnyPool, to: &Destination, batch: &Batch) -> anyhow::Result
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|row| CardRow::from_row(row))
+            .map(CardRow::from_row)
             .collect::<Result<_, _>>()?;
         let mut deleted: Vec<MessageRow> = bind(&delete_messages)
             .fetch_all(&mut *tx)

@@ -25,6 +25,13 @@ session.onEnd((reason) => {
   else route();
 });
 window.addEventListener('hashchange', route);
+// Rooms others made meanwhile show up when the window is looked at again.
+let listedAt = Date.now();
+window.addEventListener('focus', () => {
+  if (!sidebar || Date.now() - listedAt < 5000) return;
+  listedAt = Date.now();
+  sidebar.load().catch(() => {});
+});
 
 const saved = session.current();
 if (saved && session.watch(saved)) session.end(session.EXPIRED);
