@@ -1,5 +1,5 @@
 //! `deploy/compose.yaml`: the whole system on one Docker host, on the same
-//! kinds of backing service as production (PostgreSQL, NATS, an SMTP server).
+//! kinds of backing service as production (PostgreSQL, NATS, Redis, an SMTP server).
 
 use std::collections::BTreeMap;
 
@@ -30,6 +30,16 @@ fn backing_services() -> Vec<(Backing, &'static str, Value)> {
                 "command": ["--jetstream", "--store_dir", "/data", "--http_port", "8222"],
                 "healthcheck": healthcheck(["wget", "-q", "--spider", "http://127.0.0.1:8222/healthz?js-enabled-only=true"]),
                 "volumes": ["nats:/data"],
+            }),
+        ),
+        (
+            Backing::Cache,
+            "redis",
+            json!({
+                "image": "redis:7-alpine",
+                // Presence and typing are of the moment: nothing to keep on disk.
+                "command": ["redis-server", "--save", "", "--appendonly", "no"],
+                "healthcheck": healthcheck(["redis-cli", "ping"]),
             }),
         ),
         (

@@ -136,7 +136,7 @@ fn every_subscription_has_its_queues_and_sns_subscription_in_cloudformation_and_
             checked += 1;
         }
     }
-    assert_eq!(checked, 6, "the system has six subscriptions");
+    assert_eq!(checked, 8, "the system has eight subscriptions");
 }
 
 #[test]
@@ -403,7 +403,7 @@ fn export_names_a_missing_required_variable_and_check_finds_a_stale_file() {
 
     write(
         "deploy/env/compose.env",
-        "DATABASE_URL=postgres://dozen:dozen@postgres/chat\nBUS_URL=nats://nats:4222\nARCHIVE_URL=file:///cold\nJWKS_URL=http://accounts:8080/keys\n",
+        "DATABASE_URL=postgres://dozen:dozen@postgres/chat\nBUS_URL=nats://nats:4222\nARCHIVE_URL=file:///cold\nJWKS_URL=http://accounts:8080/keys\nCACHE_URL=redis://redis:6379\n",
     );
     let output = export_in(folder.path(), &["compose"]);
     assert!(output.status.success(), "{output:?}");
@@ -461,4 +461,90 @@ fn every_kubernetes_pod_is_under_a_network_policy_that_opens_at_most_its_port() 
             "{name}"
         );
     }
+}
+
+#[test]
+fn the_cache_is_a_backing_service_of_every_deployment_and_only_its_users_may_read_its_url() {
+    let plan = plan();
+    let users: BTreeSet<String> = plan
+        .manifests
+        .values()
+        .filter(|m| m.var("CACHE_URL").is_some())
+        .map(|m| m.service.clone())
+        .collect();
+    assert_eq!(users, BTreeSet::from(["chat".to_owned()]));
+
+    let compose = &documents(&plan, Target::Compose)[0];
+    assert_eq!(compose["services"]["redis"]["image"], "redis:7-alpine");
+    assert_eq!(
+        compose["services"]["chat"]["depends_on"]["redis"]["condition"],
+        "service_healthy"
+    );
+    assert_eq!(
+        compose["services"]["chat"]["environment"]["CACHE_URL"],
+        "redis://redis:6379"
+    );
+
+    // Kubernetes: from the service's Secret, never the ConfigMap.
+    let chat = documents(&plan, Target::K8s)
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "chat")
+        .unwrap();
+    let env = &chat["spec"]["template"]["spec"]["containers"][0]["env"];
+    let cache = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "CACHE_URL")
+        .unwrap();
+    assert_eq!(
+        cache["valueFrom"]["secretKeyRef"]["name"], "dozen-chat",
+        "{cache}"
+    );
+
+    // AWS: the stack's ElastiCache, TLS and AUTH required; its URL a secret of
+    // the stack that only the execution roles of its users may read.
+    let template = &documents(&plan, Target::Aws)[0];
+    let resources = template["Resources"].as_object().unwrap();
+    let group = &resources["Cache"]["Properties"];
+    assert_eq!(group["TransitEncryptionEnabled"], true);
+    assert_eq!(group["TransitEncryptionMode"], "required");
+    assert_eq!(group["AtRestEncryptionEnabled"], true);
+    assert!(group["AuthToken"].to_string().contains("CacheAuthToken"));
+    let readers: BTreeSet<String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .filter(|(_, r)| {
+            r["Properties"]["Policies"]
+                .to_string()
+                .contains("secretsmanager:GetSecretValue")
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(
+        readers,
+        BTreeSet::from([
+            "ChatExecutionRole".to_owned(),
+            "ReleaseExecutionRole".to_owned()
+        ])
+    );
+    let task = resources
+        .iter()
+        .find(|(id, r)| r["Type"] == "AWS::ECS::TaskDefinition" && id.starts_with("Chat"))
+        .unwrap()
+        .1;
+    let secrets = &task["Properties"]["ContainerDefinitions"][0]["Secrets"];
+    let cache = secrets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Name"] == "CACHE_URL")
+        .unwrap();
+    assert_eq!(cache["ValueFrom"], serde_json::json!({ "Ref": "CacheUrl" }));
+    let ingress = &resources["CacheSecurityGroup"]["Properties"]["SecurityGroupIngress"];
+    assert_eq!(ingress.as_array().unwrap().len(), 1);
+    assert_eq!(
+        ingress[0]["SourceSecurityGroupId"],
+        serde_json::json!({ "Fn::GetAtt": ["TaskSecurityGroup", "GroupId"] })
+    );
 }

@@ -2,7 +2,8 @@
 //! definition and service per process type, an ALB routing paths to web
 //! processes, SNS topics and SQS queues (with dead-letter queues) for every
 //! subscription, least-privilege task roles, log groups, the release task,
-//! EventBridge Scheduler schedules for the jobs, and autoscaling.
+//! EventBridge Scheduler schedules for the jobs, autoscaling, and the cache
+//! (ElastiCache for Redis).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use super::plan::{Environment, Plan};
 use super::Artifact;
 
 mod bus;
+mod cache;
 mod network;
 mod roles;
 mod schedule;
@@ -72,8 +74,9 @@ fn parameter(service: &str, name: &str) -> Value {
 }
 
 /// A role ECS pulls images and writes logs with, reading the `parameters`
-/// (none: no policy) that hold the secrets of the tasks it starts.
-fn execution_role(policy_name: &str, sid: &str, parameters: Option<Value>) -> Value {
+/// that hold the secrets of the tasks it starts, and the stack's cache URL
+/// if `cache` (neither: no policy).
+fn execution_role(policy_name: &str, sid: &str, parameters: Option<Value>, cache: bool) -> Value {
     let mut role = json!({
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -81,13 +84,17 @@ fn execution_role(policy_name: &str, sid: &str, parameters: Option<Value>) -> Va
             "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")],
         },
     });
+    let mut statements = Vec::new();
     if let Some(resource) = parameters {
-        role["Properties"]["Policies"] = json!([policy(
-            policy_name,
-            vec![
-                json!({ "Sid": sid, "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": resource })
-            ]
-        )]);
+        statements.push(
+            json!({ "Sid": sid, "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": resource }),
+        );
+    }
+    if cache {
+        statements.extend(cache::reading_its_url());
+    }
+    if !statements.is_empty() {
+        role["Properties"]["Policies"] = json!([policy(policy_name, statements)]);
     }
     role
 }
@@ -136,6 +143,9 @@ pub fn render(plan: &Plan, env: &Environment) -> Result<Vec<Artifact>, String> {
         roles::service_resources(&mut t, plan, service);
     }
     network::load_balancer(&mut t, plan);
+    if cache::needed(plan) {
+        cache::cache(&mut t);
+    }
     for process in &plan.processes {
         tasks::ecs_service(&mut t, plan, env, process)?;
     }
@@ -206,6 +216,12 @@ fn outputs(plan: &Plan) -> Value {
     });
     if !plan.release.is_empty() {
         outputs["ReleaseTaskDefinition"] = json!({ "Value": reference("ReleaseTask") });
+    }
+    if cache::needed(plan) {
+        outputs["CacheEndpoint"] = json!({
+            "Description": "The cache's host (the services' CACHE_URL is the secret CacheUrl)",
+            "Value": get_att("Cache", "PrimaryEndPoint.Address"),
+        });
     }
     outputs
 }

@@ -99,6 +99,7 @@ pub(super) fn service_resources(t: &mut Template, plan: &Plan, service: &str) {
         &format!("{service}-secrets"),
         "ReadItsSecrets",
         has_secrets(plan, service).then(|| parameter(service, "*")),
+        super::cache::attached(plan, service),
     );
     t.add(format!("{id}ExecutionRole"), execution);
 }

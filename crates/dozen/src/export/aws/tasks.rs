@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use dozen_manifest::{Backing, Role};
 use serde_json::{json, Value};
 
+use super::cache;
 use super::roles::{has_secrets, has_task_role};
 use super::{
     bucket_id, execution_role, get_att, logical, parameter, reference, sub, value, Template,
@@ -14,7 +15,8 @@ use crate::export::plan::{Environment, Plan, Process, Value as Var, PORT};
 use crate::export::GRACE_SECONDS;
 
 /// The service's plain variables and its secrets (from SSM Parameter Store,
-/// `/<stack>/<service>/<NAME>`); object stores point at the stack's buckets.
+/// `/<stack>/<service>/<NAME>`); object stores point at the stack's
+/// buckets, the cache at the stack's cache (its URL a secret of the stack).
 pub(super) fn container_env(
     plan: &Plan,
     env: &Environment,
@@ -44,8 +46,14 @@ pub(super) fn container_env(
     let mut plain = Vec::new();
     let mut secrets = Vec::new();
     for (name, var) in generated.for_service(manifest, &platform)? {
+        let attaches = manifest.var(&name).and_then(|v| v.attaches);
         match var {
             Var::Plain(text) => plain.push(json!({ "Name": name, "Value": value(&text) })),
+            // The stack's own cache: its URL (with the AUTH token) is the stack's secret.
+            Var::Secret if attaches == Some(Backing::Cache) => secrets.push(json!({
+                "Name": name,
+                "ValueFrom": reference(cache::URL_SECRET),
+            })),
             Var::Secret => secrets.push(json!({
                 "Name": name,
                 "ValueFrom": parameter(service, &name),
@@ -278,6 +286,9 @@ pub(super) fn release(t: &mut Template, plan: &Plan, env: &Environment) -> Resul
         "release-secrets",
         "ReadTheStepsSecrets",
         (!paths.is_empty()).then_some(Value::Array(paths)),
+        services
+            .iter()
+            .any(|service| cache::attached(plan, service)),
     );
     t.add("ReleaseExecutionRole", role);
     // Its own execution role (the steps' secrets), no task role: migrations call no AWS API.
