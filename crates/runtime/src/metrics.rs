@@ -84,7 +84,17 @@ impl Metrics {
     }
 
     /// Records one answered request. `route` is the route template, never the raw path.
+    /// Methods outside RFC 9110's and PATCH count as `OTHER`: a client may
+    /// invent any method, and each would otherwise be a series of its own.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        const KNOWN: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ];
+        let method = if KNOWN.contains(&method) {
+            method
+        } else {
+            "OTHER"
+        };
         let labels = RequestLabels {
             method: method.to_owned(),
             route: route.to_owned(),
@@ -144,5 +154,24 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_series_so_a_client_cannot_grow_the_metrics() {
+        let metrics = Metrics::new();
+        for method in ["GET", "XAAA1", "XAAA2", "BREW", "get"] {
+            metrics.observe_request(method, "/v1/rooms", 200, Duration::from_millis(1));
+        }
+        let text = metrics.render();
+        assert!(text.contains(r#"method="GET""#), "{text}");
+        assert!(text.contains(r#"method="OTHER""#), "{text}");
+        for invented in ["XAAA1", "XAAA2", "BREW", r#"method="get""#] {
+            assert!(!text.contains(invented), "{invented} in {text}");
+        }
     }
 }
