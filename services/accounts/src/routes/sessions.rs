@@ -67,7 +67,11 @@ pub(crate) async fn log_in(
     let login = match (body.username.as_deref(), body.email.as_deref()) {
         (Some(username), None) => Some(Login::Username(username)),
         (None, Some(email)) => Some(Login::Email(email.trim().to_ascii_lowercase())),
-        _ => {
+        (None, None) => {
+            errors.add("username", "is required (or give an email instead)");
+            None
+        }
+        (Some(_), Some(_)) => {
             errors.add("username", "give either a username or an email, not both");
             None
         }
