@@ -84,23 +84,27 @@ const ROOM_SELECT: &str = "SELECT r.id, r.name, r.created_by, r.created_at, r.la
         END AS BIGINT) AS unread
     FROM rooms r LEFT JOIN members me ON me.room_id = r.id AND me.user_id = $1";
 
-/// Creates a room with its creator as first member. `Ok(false)`: the name is taken.
+/// Creates a room with its creator as first member. `Ok(false)`: the name
+/// (or another with the same `key`) is taken.
 pub async fn create_room(
     db: &AnyPool,
     id: &str,
     name: &str,
+    key: &str,
     creator: &str,
 ) -> Result<bool, sqlx::Error> {
     let now = now_millis();
     let mut tx = db.begin().await?;
-    let inserted =
-        sqlx::query("INSERT INTO rooms (id, name, created_by, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(name)
-            .bind(creator)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
+    let inserted = sqlx::query(
+        "INSERT INTO rooms (id, name, name_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(key)
+    .bind(creator)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
     match inserted {
         Err(e) if is_unique_violation(&e) => return Ok(false),
         other => other?,
@@ -115,10 +119,10 @@ pub async fn create_room(
     Ok(true)
 }
 
-/// Every room, newest first, as `viewer` sees it.
-pub async fn rooms(db: &AnyPool, viewer: &str, limit: i64) -> Result<Vec<Room>, sqlx::Error> {
+/// The rooms `viewer` has not joined, newest first.
+pub async fn other_rooms(db: &AnyPool, viewer: &str, limit: i64) -> Result<Vec<Room>, sqlx::Error> {
     let rows: Vec<RoomRow> = sqlx::query_as(&format!(
-        "{ROOM_SELECT} ORDER BY r.created_at DESC, r.id DESC LIMIT $2"
+        "{ROOM_SELECT} WHERE me.user_id IS NULL ORDER BY r.created_at DESC, r.id DESC LIMIT $2"
     ))
     .bind(viewer)
     .bind(limit)

@@ -1,9 +1,87 @@
-//! What a message's text says beyond itself: who it mentions, what it links.
+//! The rules of the text people type (room names, messages), and what a
+//! message's text says beyond itself: who it mentions, what it links.
+
+use unicode_general_category::{get_general_category, GeneralCategory};
+use unicode_normalization::UnicodeNormalization;
 
 /// The longest message, in characters.
 pub const MAX_CHARS: usize = 4000;
 /// URLs of one message passed on in `message.sent`.
 pub const MAX_URLS: usize = 10;
+
+/// The longest room name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 64;
+
+/// Characters that are not seen but change what is: controls (Unicode
+/// category Cc) and format characters (Cf: zero-width spaces and joiners,
+/// bidirectional overrides and isolates, the byte order mark).
+fn is_unseen(c: char) -> bool {
+    matches!(
+        get_general_category(c),
+        GeneralCategory::Control | GeneralCategory::Format
+    )
+}
+
+/// A room name as it is kept and shown (Unicode NFC, trimmed), and the key
+/// it is unique by (also lower-cased), or what is wrong with it. A name is
+/// 1–64 characters with no control or format character, so it can neither
+/// look empty nor reorder the text around it (Unicode TR #36, §2.2).
+pub fn room_name(raw: &str) -> Result<(String, String), Vec<String>> {
+    let name: String = raw.nfc().collect::<String>().trim().to_owned();
+    let mut problems = Vec::new();
+    let length = name.chars().count();
+    if !(1..=MAX_ROOM_NAME_CHARS).contains(&length) {
+        problems.push(format!(
+            "must be 1 to {MAX_ROOM_NAME_CHARS} characters long"
+        ));
+    }
+    if name.chars().any(is_unseen) {
+        problems.push(
+            "may not contain control or invisible formatting characters (zero-width, bidirectional)"
+                .to_owned(),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let key = name.to_lowercase();
+    Ok((name, key))
+}
+
+/// A message's text as it is kept (Unicode NFC, line breaks as `\n`,
+/// trimmed), or what is wrong with it: 1–4,000 characters, no control
+/// character but newline and tab, and something to see — not only spaces
+/// and format characters. Format characters are allowed inside (emoji
+/// sequences and right-to-left text need them); clients show each message
+/// isolated, so they cannot reorder what is around it.
+pub fn message_text(raw: &str) -> Result<String, Vec<String>> {
+    let text: String = raw
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .nfc()
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    let mut problems = Vec::new();
+    let length = text.chars().count();
+    if length > MAX_CHARS {
+        problems.push(format!("must be at most {MAX_CHARS} characters long"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        problems.push("may not contain control characters".to_owned());
+    }
+    if !text.chars().any(|c| !c.is_whitespace() && !is_unseen(c)) {
+        problems.push("may not be empty".to_owned());
+    }
+    if problems.is_empty() {
+        Ok(text)
+    } else {
+        Err(problems)
+    }
+}
 
 /// Usernames after `@` (accounts' rule: 3–32 of `a-z`, `0-9`, `_`), each once,
 /// in order of first mention. `a@b.c` is an address, not a mention.
@@ -59,6 +137,62 @@ pub fn urls(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_names_are_normalised_and_unique_whatever_their_case_or_composition() {
+        let composed = room_name("  Général ").unwrap();
+        let decomposed = room_name("Ge\u{301}ne\u{301}ral").unwrap();
+        assert_eq!(composed.0, "Général");
+        assert_eq!(composed.0, decomposed.0, "one name however it was typed");
+        assert_eq!(room_name("GÉNÉRAL").unwrap().1, composed.1);
+        assert_eq!(room_name("日本語のへや 🎉").unwrap().0, "日本語のへや 🎉");
+        assert_eq!(room_name(&"x".repeat(64)).unwrap().0.len(), 64);
+    }
+
+    #[test]
+    fn room_names_that_look_empty_or_reorder_text_are_refused() {
+        for bad in [
+            "",
+            "   ",
+            "\u{200b}\u{200b}",
+            "evil\u{202e}gpj.exe",
+            "a\u{2066}b",
+            "\u{feff}bom",
+            "tab\there",
+            "nul\u{0}",
+            &"x".repeat(65),
+        ] {
+            assert!(room_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn messages_keep_their_lines_and_emoji_and_lose_what_cannot_be_seen_alone() {
+        assert_eq!(
+            message_text(" one\r\ntwo\rthree ").unwrap(),
+            "one\ntwo\nthree"
+        );
+        assert_eq!(message_text("e\u{301}").unwrap(), "é");
+        // A family emoji is joined by zero-width joiners: format characters inside are fine.
+        let family = "👨\u{200d}👩\u{200d}👧";
+        assert_eq!(message_text(family).unwrap(), family);
+        assert_eq!(
+            message_text("שלום \u{200f}world").unwrap(),
+            "שלום \u{200f}world"
+        );
+        for bad in [
+            "",
+            " \n\t ",
+            "\u{200b}",
+            "\u{200b} \u{2060}",
+            "bell\u{7}",
+            "nul\u{0}",
+            &"x".repeat(4001),
+        ] {
+            assert!(message_text(bad).is_err(), "{bad:?}");
+        }
+        assert!(message_text(&"x".repeat(4000)).is_ok());
+    }
 
     #[test]
     fn mentions_are_found_once_each_in_order_and_lowercased() {

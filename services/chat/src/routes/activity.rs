@@ -21,9 +21,6 @@ use crate::app::AppState;
 use crate::model::{kind, Room, Unread, User};
 use crate::store;
 
-/// Rooms followed by one activity stream at most.
-const MAX_ROOMS: i64 = 1000;
-
 fn unread_of(room: &Room) -> Unread {
     Unread {
         room_id: room.id.clone(),
@@ -49,7 +46,7 @@ pub(crate) async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     // Subscribed before the first read, so nothing falls between the two.
     let activity = state.live.activity();
-    let rooms = store::joined_rooms(&state.db, &claims.sub, MAX_ROOMS).await?;
+    let rooms = store::joined_rooms(&state.db, &claims.sub, super::rooms::JOINED_LISTED).await?;
     let followed: HashSet<String> = rooms.iter().map(|r| r.id.clone()).collect();
     let ready: VecDeque<Unread> = rooms.iter().map(unread_of).collect();
     let viewer = claims.sub;

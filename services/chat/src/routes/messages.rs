@@ -53,29 +53,17 @@ fn check_client_id(client_id: Option<&str>, errors: &mut FieldErrors) -> Option<
     }
 }
 
-/// The text's rules: 1–4,000 characters once trimmed, no control characters
-/// but newline, carriage return and tab.
+/// The text, as [`text::message_text`] keeps it; its problems go to `errors`.
 fn check_text(text: &Option<String>, errors: &mut FieldErrors) -> Option<String> {
-    let text = errors.present("text", text).map(str::trim);
-    if let Some(text) = text {
-        let length = text.chars().count();
-        if length == 0 {
-            errors.add("text", "may not be empty");
-        }
-        if length > text::MAX_CHARS {
-            errors.add(
-                "text",
-                format!("must be at most {} characters long", text::MAX_CHARS),
-            );
-        }
-        if text
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            errors.add("text", "may not contain control characters");
+    match text::message_text(errors.present("text", text)?) {
+        Ok(text) => Some(text),
+        Err(problems) => {
+            for problem in problems {
+                errors.add("text", problem);
+            }
+            None
         }
     }
-    text.map(str::to_owned)
 }
 
 /// `POST /v1/rooms/{id}/messages {text, client_id?}`: stores it and emits

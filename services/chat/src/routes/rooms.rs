@@ -11,10 +11,12 @@ use super::known_id;
 use crate::app::AppState;
 use crate::model::{Room, RoomDetail};
 use crate::store;
+use crate::text;
 
-pub const MAX_NAME_CHARS: usize = 64;
-/// Rooms listed at most.
-const LIST_LIMIT: i64 = 200;
+/// Rooms the caller has not joined, listed at most (newest first).
+const OTHERS_LISTED: i64 = 200;
+/// Rooms the caller has joined, listed at most.
+pub const JOINED_LISTED: i64 = 1000;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewRoom {
@@ -28,23 +30,20 @@ pub(crate) async fn create(
     Json(body): Json<NewRoom>,
 ) -> Result<(StatusCode, Json<RoomDetail>), ApiError> {
     let mut errors = FieldErrors::default();
-    let name = errors.present("name", &body.name).map(str::trim);
-    if let Some(name) = name {
-        let length = name.chars().count();
-        if !(1..=MAX_NAME_CHARS).contains(&length) {
-            errors.add(
-                "name",
-                format!("must be 1 to {MAX_NAME_CHARS} characters long"),
-            );
+    let name = match errors.present("name", &body.name).map(text::room_name) {
+        Some(Ok(name)) => Some(name),
+        Some(Err(problems)) => {
+            for problem in problems {
+                errors.add("name", problem);
+            }
+            None
         }
-        if name.chars().any(char::is_control) {
-            errors.add("name", "may not contain control characters");
-        }
-    }
+        None => None,
+    };
     errors.into_result()?;
-    let name = name.expect("into_result reports a missing name");
+    let (name, key) = name.expect("into_result reports a bad or missing name");
     let id = uuid::Uuid::now_v7().to_string();
-    if !store::create_room(&state.db, &id, name, &claims.sub).await? {
+    if !store::create_room(&state.db, &id, &name, &key, &claims.sub).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "room_name_taken",
@@ -58,12 +57,15 @@ pub(crate) async fn create(
     ))
 }
 
-/// `GET /v1/rooms`: every room, newest first, each saying whether the caller joined it.
+/// `GET /v1/rooms`: every room the caller joined (1,000 at most), then the
+/// 200 newest others; newest first within each, each saying whether the
+/// caller joined it.
 pub(crate) async fn list(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let rooms: Vec<Room> = store::rooms(&state.db, &claims.sub, LIST_LIMIT).await?;
+    let mut rooms: Vec<Room> = store::joined_rooms(&state.db, &claims.sub, JOINED_LISTED).await?;
+    rooms.extend(store::other_rooms(&state.db, &claims.sub, OTHERS_LISTED).await?);
     Ok(Json(serde_json::json!({ "rooms": rooms })))
 }
 

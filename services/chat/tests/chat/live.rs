@@ -158,6 +158,11 @@ async fn users_on_two_instances_see_each_other_online_typing_posting_and_reading
     let first = bobs_activity.next_of("unread", WAIT).await.unwrap().json();
     assert_eq!(first["room_id"], room.as_str());
     assert_eq!(first["unread"], 0);
+    let repeated = bobs_activity.all_within(Duration::from_millis(400)).await;
+    assert!(
+        repeated.is_empty(),
+        "each room once on connect: {repeated:?}"
+    );
     wait_for_presence(&mut bobs, &["alice", "bob"]).await;
     wait_for_presence(&mut alices, &["alice", "bob"]).await;
 

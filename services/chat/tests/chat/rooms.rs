@@ -29,17 +29,35 @@ async fn a_created_room_has_its_creator_as_its_only_member(backend: Backend) {
     assert_eq!(shown, room);
 }
 
-async fn rooms_are_listed_newest_first_saying_which_the_caller_joined(backend: Backend) {
+async fn rooms_joined_come_first_then_the_newest_others_each_saying_which(backend: Backend) {
     let chat = spawn_chat(backend).await;
     let (alice, bob) = (chat.user("alice"), chat.user("bob"));
     let first = chat.room(&alice, "first").await;
     let second = chat.room(&bob, "second").await;
+    let third = chat.room(&alice, "third").await;
     let listed: Value = chat.get_json("/v1/rooms", &alice).await;
     let rooms = listed["rooms"].as_array().unwrap();
     let ids: Vec<&str> = rooms.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, [second.as_str(), first.as_str()]);
-    assert_eq!(rooms[0]["joined"], false);
-    assert_eq!(rooms[1]["joined"], true);
+    assert_eq!(ids, [third.as_str(), first.as_str(), second.as_str()]);
+    let joined: Vec<bool> = rooms
+        .iter()
+        .map(|r| r["joined"].as_bool().unwrap())
+        .collect();
+    assert_eq!(joined, [true, true, false]);
+}
+
+async fn a_member_sees_their_rooms_however_many_others_there_are(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let (alice, bob) = (chat.user("alice"), chat.user("bob"));
+    let old = chat.room(&alice, "my old room").await;
+    for n in 0..205 {
+        chat.room(&bob, &format!("spam {n}")).await;
+    }
+    let listed: Value = chat.get_json("/v1/rooms", &alice).await;
+    let rooms = listed["rooms"].as_array().unwrap();
+    assert_eq!(rooms[0]["id"], old.as_str(), "her own room, first");
+    assert_eq!(rooms.len(), 1 + 200, "hers, and the 200 newest others");
+    assert_eq!(rooms[1]["name"], "spam 204");
 }
 
 async fn joining_a_room_twice_makes_one_membership(backend: Backend) {
@@ -53,16 +71,26 @@ async fn joining_a_room_twice_makes_one_membership(backend: Backend) {
     assert_eq!(shown["joined"], true);
 }
 
-async fn a_room_name_is_taken_once(backend: Backend) {
+async fn a_room_name_is_taken_once_whatever_its_case_or_composition(backend: Backend) {
     let chat = spawn_chat(backend).await;
     let alice = chat.user("alice");
-    chat.room(&alice, "general").await;
-    let again = chat
-        .post("/v1/rooms", &alice, &json!({ "name": "general" }))
-        .await;
-    assert_eq!(again.status(), StatusCode::CONFLICT);
-    let body: Value = again.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "room_name_taken");
+    chat.room(&alice, "Général").await;
+    for same in ["Général", "GÉNÉRAL", "ge\u{301}ne\u{301}ral", "  général  "] {
+        let again = chat
+            .post("/v1/rooms", &alice, &json!({ "name": same }))
+            .await;
+        assert_eq!(again.status(), StatusCode::CONFLICT, "{same:?}");
+        let body: Value = again.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "room_name_taken");
+    }
+    // A decomposed name is kept composed, as one name.
+    let created: Value = chat
+        .post("/v1/rooms", &alice, &json!({ "name": "Cafe\u{301}" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["name"], "Café");
 }
 
 async fn the_api_also_answers_under_its_public_route_as_a_load_balancer_sends_it(backend: Backend) {
@@ -80,7 +108,8 @@ async fn the_api_also_answers_under_its_public_route_as_a_load_balancer_sends_it
 dozen_testing::on_every_database!(
     the_api_also_answers_under_its_public_route_as_a_load_balancer_sends_it,
     a_created_room_has_its_creator_as_its_only_member,
-    rooms_are_listed_newest_first_saying_which_the_caller_joined,
+    rooms_joined_come_first_then_the_newest_others_each_saying_which,
+    a_member_sees_their_rooms_however_many_others_there_are,
     joining_a_room_twice_makes_one_membership,
-    a_room_name_is_taken_once,
+    a_room_name_is_taken_once_whatever_its_case_or_composition,
 );
