@@ -305,10 +305,11 @@ async fn two_people_chat_in_their_browsers(stack: Stack) {
         .await;
     let token = token.as_str().unwrap();
     let client = reqwest::Client::new();
+    let long_name = format!("history-{}", "of-everything-".repeat(4));
     let history: Value = client
         .post(system.url("/api/chat/v1/rooms"))
         .bearer_auth(token)
-        .json(&json!({ "name": "history" }))
+        .json(&json!({ "name": long_name }))
         .send()
         .await
         .unwrap()
@@ -327,8 +328,18 @@ async fn two_people_chat_in_their_browsers(stack: Stack) {
         assert_eq!(posted.status(), 201);
     }
     alice.goto(&format!("/#/rooms/{history}")).await;
-    alice.until_in_room("history").await;
+    alice.until_in_room(&long_name).await;
     alice.until_message("history 60").await;
+    let fits = alice
+        .until(
+            "the room listed",
+            "const bar = document.querySelector('#sidebar');\
+             return [...bar.querySelectorAll('.room-name')].some(n => n.textContent.includes('of-everything'))\
+               && bar.scrollWidth <= bar.clientWidth",
+            vec![],
+        )
+        .await;
+    assert_eq!(fits, true, "a long name is cut, not spilled");
     let first: Vec<String> = (11..=60).map(|n| format!("history {n}")).collect();
     assert_eq!(
         alice.messages().await,

@@ -44,6 +44,12 @@ export function show(main, { signup = false, notice = null, onSession }) {
     for (const input of form.querySelectorAll('input')) input.removeAttribute('aria-invalid');
     problem.hidden = true;
     const value = (name) => form.elements[name].value;
+    if (!signup && (!value('login').trim() || !value('password'))) {
+      problem.textContent = 'Enter your username or e-mail, and your password.';
+      problem.hidden = false;
+      form.querySelector(value('login').trim() ? '#password' : '#login').focus();
+      return;
+    }
     let body;
     if (signup) {
       body = { username: value('username').trim(), email: value('email').trim(), password: value('password') };

@@ -25,12 +25,19 @@ session.onEnd((reason) => {
   else route();
 });
 window.addEventListener('hashchange', route);
-// Rooms others made meanwhile show up when the window is looked at again.
+// Rooms others made meanwhile show up when the window is looked at again,
+// and every half minute while it is.
 let listedAt = Date.now();
-window.addEventListener('focus', () => {
-  if (!sidebar || Date.now() - listedAt < 5000) return;
+function listAgain() {
+  if (!sidebar || document.visibilityState !== 'visible' || Date.now() - listedAt < 5000) return;
   listedAt = Date.now();
   sidebar.load().catch(() => {});
+}
+window.addEventListener('focus', listAgain);
+setInterval(listAgain, 30000);
+// Logged in in another tab: follow.
+window.addEventListener('storage', (event) => {
+  if (event.key === 'dozen.session' && event.newValue && !sidebar) route();
 });
 
 const saved = session.current();
@@ -94,6 +101,8 @@ function openRoom(active, roomId) {
   view?.close();
   view = null;
   sidebar.setCurrent(roomId);
+  // A room the list does not know yet (made elsewhere, joined in another tab).
+  if (roomId && !sidebar.room(roomId)) sidebar.load().catch(() => {});
   document.body.classList.toggle('in-room', roomId !== null);
   if (!roomId) {
     document.title = 'Dozen';

@@ -68,6 +68,9 @@ export class RoomView {
     const page = await call('GET', `chat/v1/rooms/${this.roomId}/messages?limit=${PAGE}`);
     if (this.closed) return;
     this.addPage(page);
+    if (this.messages.size === 0 && this.pending.size === 0) {
+      this.list.before(h('p', { class: 'empty first-words' }, 'No messages yet. Say hello!'));
+    }
     this.scrollToEnd();
     this.markRead();
     this.timers.push(setInterval(() => this.renderTyping(), 1000));
@@ -138,7 +141,7 @@ export class RoomView {
     fill(this.main, h('section', { class: 'room', 'aria-labelledby': 'room-title' },
       h('header', { class: 'room-head' },
         h('a', { href: '#/', class: 'back' }, '← Rooms'),
-        h('h2', { id: 'room-title' }, `# ${name}`),
+        h('h2', { id: 'room-title', dir: 'auto' }, `# ${name}`),
         this.presence,
         this.connection),
       this.scroller,
@@ -213,6 +216,7 @@ export class RoomView {
       this.pending.delete(message.client_id);
     }
     this.messages.set(message.id, message);
+    this.scroller.querySelector('.first-words')?.remove();
     const item = this.renderMessage(message);
     const old = this.items.get(message.id);
     if (old) {
@@ -269,7 +273,8 @@ export class RoomView {
   }
 
   renderText(text) {
-    const paragraph = h('p', { class: 'text' });
+    // dir=auto and CSS isolation: a message's direction controls reorder only itself.
+    const paragraph = h('p', { class: 'text', dir: 'auto' });
     const me = `@${this.me.username}`.toLowerCase();
     for (const piece of pieces(text)) {
       if (piece.kind === 'link' && isWebUrl(piece.text)) {
@@ -293,9 +298,9 @@ export class RoomView {
     return h('article', { class: 'card' },
       image,
       h('div', { class: 'card-body' },
-        link ? h('a', { class: 'card-title', href: card.url, target: '_blank', rel: 'noopener noreferrer nofollow ugc' }, card.title)
-          : h('span', { class: 'card-title' }, card.title),
-        card.description && h('p', { class: 'card-description' }, card.description)));
+        link ? h('a', { class: 'card-title', dir: 'auto', href: card.url, target: '_blank', rel: 'noopener noreferrer nofollow ugc' }, card.title)
+          : h('span', { class: 'card-title', dir: 'auto' }, card.title),
+        card.description && h('p', { class: 'card-description', dir: 'auto' }, card.description)));
   }
 
   showPresence(presence) {
@@ -417,6 +422,7 @@ export class RoomView {
       this.renderText(text));
     retryOf?.item.replaceWith(item);
     if (!retryOf) this.list.append(item);
+    this.scroller.querySelector('.first-words')?.remove();
     const entry = { clientId: id, text, item };
     this.pending.set(id, entry);
     this.scrollToEnd();
@@ -424,8 +430,28 @@ export class RoomView {
       .then((message) => this.upsert(message))
       .catch((error) => {
         if (!this.pending.has(id)) return;
-        fill(item.querySelector('.status'), `not sent: ${error.message} `,
-          h('button', { type: 'button', class: 'small', on: { click: () => this.send(entry) } }, 'Retry'));
+        const problem = error.fields?.text?.join('; ') ?? error.message;
+        const discard = () => {
+          this.pending.delete(id);
+          item.remove();
+        };
+        fill(item.querySelector('.status'), `not sent: ${problem} `,
+          // Worth trying again only if the server could not be reached.
+          error.transient && h('button', { type: 'button', class: 'small', on: { click: () => this.send(entry) } }, 'Retry'),
+          ' ',
+          h('button', {
+            type: 'button',
+            class: 'small',
+            on: {
+              click: () => {
+                discard();
+                this.composerText.value = text;
+                this.composerText.focus();
+              },
+            },
+          }, 'Edit'),
+          ' ',
+          h('button', { type: 'button', class: 'small', on: { click: discard } }, 'Discard'));
         item.classList.add('failed');
       });
   }

@@ -58,7 +58,7 @@ export class Sidebar {
       h('h2', { id: 'discover' }, 'Discover'),
       others.length
         ? h('ul', { class: 'room-list discover', 'aria-labelledby': 'discover' }, others.map((room) => this.otherItem(room)))
-        : h('p', { class: 'empty' }, 'You are in every room.'),
+        : h('p', { class: 'empty' }, joined.length ? 'You are in every room.' : 'No rooms yet.'),
     );
     if (focused) document.getElementById(focused)?.focus();
   }
@@ -73,7 +73,7 @@ export class Sidebar {
         'aria-current': current ? 'page' : false,
         dataset: { roomId: room.id },
       },
-      h('span', { class: 'room-name' }, `# ${room.name}`),
+      h('span', { class: 'room-name', dir: 'auto' }, `# ${room.name}`),
       unread > 0 && h('span', { class: 'badge', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread))));
   }
 
@@ -85,7 +85,7 @@ export class Sidebar {
       on: { click: () => this.join(room, join) },
     }, 'Join');
     return h('li', { class: 'discover-item' },
-      h('span', { class: 'room-name' }, `# ${room.name}`),
+      h('span', { class: 'room-name', dir: 'auto' }, `# ${room.name}`),
       h('span', { class: 'members' }, `${room.members} ${room.members === 1 ? 'member' : 'members'}`),
       join);
   }
