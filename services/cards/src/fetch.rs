@@ -129,13 +129,15 @@ impl Fetcher {
                 .get(CONTENT_TYPE)
                 .and_then(|c| c.to_str().ok())
                 .unwrap_or_default()
-                .to_ascii_lowercase();
-            if !(content_type.starts_with("text/html")
-                || content_type.starts_with("application/xhtml+xml"))
+                .to_owned();
+            let media_type = content_type.to_ascii_lowercase();
+            if !(media_type.starts_with("text/html")
+                || media_type.starts_with("application/xhtml+xml"))
             {
                 return Err(FetchError::NotHtml(content_type));
             }
-            let html = self.read_capped(response).await?;
+            let body = self.read_capped(response).await?;
+            let html = crate::decode::decode(&body, &content_type);
             return Ok(Page { url, html });
         }
         Err(FetchError::TooManyRedirects(self.limits.max_redirects))
@@ -169,7 +171,7 @@ impl Fetcher {
     }
 
     /// The body's first `max_bytes`: the head of a page holds what a card needs.
-    async fn read_capped(&self, response: reqwest::Response) -> Result<String, FetchError> {
+    async fn read_capped(&self, response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
         let mut body = Vec::new();
         let mut chunks = response.bytes_stream();
         while let Some(chunk) = chunks.next().await {
@@ -186,6 +188,6 @@ impl Fetcher {
                 break;
             }
         }
-        Ok(String::from_utf8_lossy(&body).into_owned())
+        Ok(body)
     }
 }

@@ -95,9 +95,52 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || in_v4(ip, [240, 0, 0, 0], 4)) // reserved
 }
 
+/// The IPv4 addresses an IPv6 address carries, by every standard way of
+/// carrying one: a packet to it may well reach them. (RFC 4291 §2.5.5
+/// compatible and mapped, RFC 2765 translated, RFC 6052 and RFC 8215
+/// NAT64, RFC 3056 6to4, RFC 4380 Teredo server and client, RFC 5214 ISATAP.)
+fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    let last32 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let mut found = Vec::new();
+    let compatible = s[..6] == [0; 6] && !ip.is_unspecified() && !ip.is_loopback();
+    let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
+    let translated = s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0;
+    // 64:ff9b::/96 (well-known) and 64:ff9b:1::/48 (local use) both start so.
+    let nat64 = s[0] == 0x0064 && s[1] == 0xff9b;
+    if compatible || mapped || translated || nat64 {
+        found.push(last32);
+    }
+    // 2002:AABB:CCDD::/48, 6to4
+    if s[0] == 0x2002 {
+        found.push(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
+    }
+    // 2001:0000:SSSS:SSSS:…:CCCC:CCCC, Teredo: the server, and the client (bits inverted)
+    if s[0] == 0x2001 && s[1] == 0 {
+        found.push(Ipv4Addr::new(
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+            (s[3] >> 8) as u8,
+            s[3] as u8,
+        ));
+        found.push(Ipv4Addr::from(!u32::from(last32)));
+    }
+    // …:0000:5efe:a.b.c.d or …:0200:5efe:a.b.c.d, ISATAP interface ids
+    if (s[4] & 0xfdff) == 0 && s[5] == 0x5efe {
+        found.push(last32);
+    }
+    found
+}
+
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
+    let embedded = embedded_v4(ip);
+    if !embedded.is_empty() {
+        return embedded.into_iter().all(is_public_v4);
     }
     let first = ip.segments()[0];
     !(ip.is_loopback()
@@ -106,7 +149,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
-        || (first == 0x0064 && ip.segments()[1] == 0xff9b)) // NAT64 to IPv4 space
+        || (first == 0x0100 && ip.segments()[1..4] == [0; 3])) // discard-only
 }
 
 fn is_public(ip: IpAddr) -> bool {
@@ -149,6 +192,42 @@ mod tests {
         }
         for allowed in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"] {
             assert!(policy.permits(ip(allowed)), "{allowed} is public");
+        }
+    }
+
+    #[test]
+    fn every_ipv6_form_that_carries_an_ipv4_address_is_judged_by_it() {
+        let policy = AddressPolicy::default();
+        for refused in [
+            "::127.0.0.2", // IPv4-compatible
+            "::7f00:1",    // the same, in hex
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::ffff:10.1.2.3",    // mapped
+            "::ffff:0:127.0.0.1", // translated (SIIT)
+            "64:ff9b::127.0.0.1", // NAT64, well-known prefix
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::a9fe:a9fe",        // local-use NAT64
+            "2002:7f00:1::",               // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1",           // 6to4 of the metadata service
+            "2001:0:a9fe:a9fe::1",         // Teredo, server 169.254.169.254
+            "2001:0:5db8:d70e::80ff:fffe", // Teredo, client 127.0.0.1 (inverted)
+            "fe80::5efe:127.0.0.1",        // ISATAP
+            "2606:4700::200:5efe:a00:1",   // ISATAP id of 10.0.0.1 under a public prefix
+            "100::1",                      // discard-only
+        ] {
+            assert!(!policy.permits(ip(refused)), "{refused} must be refused");
+        }
+        for allowed in [
+            "64:ff9b::1.1.1.1",
+            "2002:0101:0101::1",
+            "::ffff:93.184.215.14",
+            "2001:0:5db8:d70e::fefe:fefe", // Teredo: public server, client 1.1.1.1
+        ] {
+            assert!(
+                policy.permits(ip(allowed)),
+                "{allowed} carries a public address"
+            );
         }
     }
 

@@ -3,6 +3,7 @@
 //! the outcome, and publishes `card.created` through its outbox.
 
 pub mod app;
+pub mod decode;
 pub mod fetch;
 pub mod guard;
 pub mod manifest;

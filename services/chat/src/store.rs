@@ -170,6 +170,20 @@ pub async fn members(db: &AnyPool, room_id: &str) -> Result<Vec<Member>, sqlx::E
         .collect())
 }
 
+/// The usernames (lower case) of the room's members chat knows by name.
+pub async fn member_usernames<'e>(
+    db: impl Executor<'e, Database = Any>,
+    room_id: &str,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT u.username FROM members m JOIN users u ON u.id = m.user_id WHERE m.room_id = $1",
+    )
+    .bind(room_id)
+    .fetch_all(db)
+    .await?;
+    Ok(names.into_iter().map(|n| n.to_lowercase()).collect())
+}
+
 pub async fn is_member(db: &AnyPool, room_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
     let found: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2")

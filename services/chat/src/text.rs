@@ -84,12 +84,20 @@ pub fn message_text(raw: &str) -> Result<String, Vec<String>> {
 }
 
 /// Usernames after `@` (accounts' rule: 3–32 of `a-z`, `0-9`, `_`), each once,
-/// in order of first mention. `a@b.c` is an address, not a mention.
+/// in order of first mention. An `@` inside a word (`a@b.c`, an e-mail
+/// address) or inside a link (`https://social.example/@carol`) is no mention.
 pub fn mentions(text: &str) -> Vec<String> {
+    let links = link_spans(text);
+    let in_link = |at: usize| {
+        links
+            .iter()
+            .any(|(start, end)| (*start..*end).contains(&at))
+    };
     let mut found: Vec<String> = Vec::new();
     let mut previous = ' ';
     for (at, c) in text.char_indices() {
-        let starts_mention = c == '@' && !(previous.is_alphanumeric() || previous == '_');
+        let starts_mention =
+            c == '@' && !(previous.is_alphanumeric() || previous == '_') && !in_link(at);
         previous = c;
         if !starts_mention {
             continue;
@@ -106,21 +114,11 @@ pub fn mentions(text: &str) -> Vec<String> {
     found
 }
 
-/// `http` and `https` URLs, each once, without the punctuation that ends a
-/// sentence or closes a bracket around them.
+/// `http` and `https` URLs, each once (at most [`MAX_URLS`]), as [`link_spans`] finds them.
 pub fn urls(text: &str) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
-    for word in text.split_whitespace() {
-        let Some(start) = word.find("http://").or_else(|| word.find("https://")) else {
-            continue;
-        };
-        let candidate = word[start..].trim_end_matches(|c: char| {
-            matches!(
-                c,
-                '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '>' | '"' | '\''
-            )
-        });
-        let Ok(url) = url::Url::parse(candidate) else {
+    for (start, end) in link_spans(text) {
+        let Ok(url) = url::Url::parse(&text[start..end]) else {
             continue;
         };
         if url.host_str().is_none_or(str::is_empty) {
@@ -132,6 +130,56 @@ pub fn urls(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Where the links of `text` are (byte ranges): from `http://` or
+/// `https://` to the next white space, without the punctuation that ends a
+/// sentence after it (`.` `,` `;` `:` `!` `?` quotes) or a bracket that
+/// closes one opened before the link — `…/Rust_(language)` keeps its `)`,
+/// `(see …/page)` loses it.
+pub fn link_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(found) = ["http://", "https://"]
+        .iter()
+        .filter_map(|scheme| text[from..].find(scheme))
+        .min()
+    {
+        let start = from + found;
+        let word_end = text[start..]
+            .find(char::is_whitespace)
+            .map_or(text.len(), |end| start + end);
+        let end = start + trim_link(&text[start..word_end]).len();
+        spans.push((start, end));
+        from = word_end;
+    }
+    spans
+}
+
+/// `link` without what ends the sentence around it.
+fn trim_link(mut link: &str) -> &str {
+    loop {
+        let Some(last) = link.chars().last() else {
+            return link;
+        };
+        let opener = match last {
+            ')' => '(',
+            ']' => '[',
+            '}' => '{',
+            '>' => '<',
+            '.' | ',' | ';' | ':' | '!' | '?' | '"' | '\'' | '*' => {
+                link = &link[..link.len() - 1];
+                continue;
+            }
+            _ => return link,
+        };
+        let opened = link.matches(opener).count();
+        let closed = link.matches(last).count();
+        if opened >= closed {
+            return link;
+        }
+        link = &link[..link.len() - 1];
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +248,41 @@ mod tests {
             mentions("@Bob and @carol, then @bob again; mail a@b.com; @x is too short"),
             vec!["bob", "carol"]
         );
+    }
+
+    #[test]
+    fn an_at_sign_inside_a_link_or_an_address_is_no_mention() {
+        assert_eq!(
+            mentions("this thread https://social.example/@carol/1099 is for @bob"),
+            ["bob"]
+        );
+        assert_eq!(
+            mentions("mail carol@example.com or see http://x.test/?u=@dave, @erin!"),
+            ["erin"]
+        );
+        assert_eq!(mentions("(@frank) and https://a.test/@gina"), ["frank"]);
+    }
+
+    #[test]
+    fn balanced_brackets_stay_in_a_link_and_closing_ones_around_it_go() {
+        for (text, url) in [
+            (
+                "read http://example.org/wiki/Rust_(language) first",
+                "http://example.org/wiki/Rust_(language)",
+            ),
+            (
+                "(see http://example.org/wiki/Rust_(language))",
+                "http://example.org/wiki/Rust_(language)",
+            ),
+            ("(see http://example.org/page)", "http://example.org/page"),
+            ("[http://example.org/a_[b]]", "http://example.org/a_[b]"),
+            ("<http://example.org/x>", "http://example.org/x"),
+            ("\"http://example.org/q?a=1\".", "http://example.org/q?a=1"),
+            ("is it http://example.org/?!", "http://example.org/"),
+            ("http://example.org/path/*", "http://example.org/path/"),
+        ] {
+            assert_eq!(urls(text), [url], "{text}");
+        }
     }
 
     #[test]

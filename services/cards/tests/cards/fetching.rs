@@ -32,6 +32,18 @@ async fn an_opengraph_page_gives_its_title_description_and_absolute_image() {
 }
 
 #[tokio::test]
+async fn a_page_not_in_utf8_gets_its_title_in_the_encoding_it_declares() {
+    let site = site::start().await;
+    let fetcher = fetcher_allowing_loopback();
+    let page = fetcher.fetch(&site.url("/latin-meta")).await.unwrap();
+    assert_eq!(preview(&page.html, &page.url).unwrap().title, "Café crème");
+    let page = fetcher.fetch(&site.url("/latin-header")).await.unwrap();
+    let card = preview(&page.html, &page.url).unwrap();
+    assert_eq!(card.title, "Café crème");
+    assert_eq!(card.description.as_deref(), Some("Crème brûlée"));
+}
+
+#[tokio::test]
 async fn loopback_is_refused_unless_the_allow_list_names_it() {
     let site = site::start().await;
     let strict = Fetcher::new(AddressPolicy::default(), FetchLimits::default());

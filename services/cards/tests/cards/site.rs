@@ -45,6 +45,26 @@ pub async fn start() -> Site {
             }),
         )
         .route(
+            "/latin-meta",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    &b"<html><head><meta charset=\"windows-1252\"><title>Caf\xe9 cr\xe8me</title></head></html>"[..],
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/latin-header",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=ISO-8859-1")],
+                    &b"<title>Caf\xe9 cr\xe8me</title><meta property=\"og:description\" content=\"Cr\xe8me br\xfbl\xe9e\">"[..],
+                )
+                    .into_response()
+            }),
+        )
+        .route(
             "/plain",
             get(|| async { html("<title>Just a title</title>".into()) }),
         )

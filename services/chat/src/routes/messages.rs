@@ -126,7 +126,7 @@ pub(crate) async fn post(
         room_id: row.room_id.clone(),
         author_id: row.author_id.clone(),
         author_username: row.author_username.clone(),
-        mentions: text::mentions(&row.text),
+        mentions: mentioned_members(&mut tx, &room_id, &row.text).await?,
         urls: text::urls(&row.text),
         text: row.text,
         sent_at: rfc3339_from_millis(row.sent_at),
@@ -162,6 +162,20 @@ async fn posted_before(
     }
     let cards = store::cards_of(&state.db, &row.id).await?;
     Ok(Some(row.into_message(cards)))
+}
+
+/// Who `text` mentions among the room's members: only they may be told of
+/// it (a mention is no way to reach someone outside the room).
+async fn mentioned_members(
+    tx: &mut store::Tx,
+    room_id: &str,
+    text: &str,
+) -> Result<Vec<String>, ApiError> {
+    let members = store::member_usernames(&mut **tx, room_id).await?;
+    Ok(text::mentions(text)
+        .into_iter()
+        .filter(|name| members.contains(name))
+        .collect())
 }
 
 /// The event for the outbox, continuing the request's trace.
@@ -218,7 +232,7 @@ pub(crate) async fn edit(
         room_id: row.room_id.clone(),
         author_id: row.author_id.clone(),
         author_username: row.author_username.clone(),
-        mentions: text::mentions(&row.text),
+        mentions: mentioned_members(&mut tx, &room_id, &row.text).await?,
         urls,
         text: row.text,
         sent_at: rfc3339_from_millis(row.sent_at),

@@ -302,6 +302,18 @@ impl TestChat {
             .unwrap()
     }
 
+    /// Puts `users` in chat's directory, as their signup events would.
+    pub async fn known(&self, users: &[&TestUser]) {
+        for user in users {
+            sqlx::query("INSERT INTO users (id, username) VALUES ($1, $2)")
+                .bind(&user.id)
+                .bind(&user.username)
+                .execute(&self.db)
+                .await
+                .unwrap();
+        }
+    }
+
     /// Creates a room as `owner`; returns its id.
     pub async fn room(&self, owner: &TestUser, name: &str) -> String {
         let response = self

@@ -108,9 +108,12 @@ async fn a_message_emits_message_sent_with_its_mentions_and_urls_as_the_contract
     backend: Backend,
 ) {
     let chat = spawn_chat(backend).await;
-    let alice = chat.user("alice");
+    let (alice, bob, carol) = (chat.user("alice"), chat.user("bob"), chat.user("carol"));
+    chat.known(&[&alice, &bob, &carol]).await;
     let mut listener = Listener::<MessageSent>::start(&chat, "test.message_sent").await;
     let room = chat.room(&alice, "general").await;
+    chat.join(&room, &bob).await;
+    chat.join(&room, &carol).await;
     let message = chat
         .say(
             &room,
@@ -127,10 +130,36 @@ async fn a_message_emits_message_sent_with_its_mentions_and_urls_as_the_contract
     assert_eq!(sent.urls, ["https://example.com/a", "http://example.org/"]);
 }
 
+async fn a_mention_names_only_members_of_the_room_and_never_comes_from_a_link(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let (alice, bob, carol) = (chat.user("alice"), chat.user("bob"), chat.user("carol"));
+    chat.known(&[&alice, &bob, &carol]).await;
+    let mut listener = Listener::<MessageSent>::start(&chat, "test.mentions").await;
+    let room = chat.room(&alice, "no carol here").await;
+    chat.join(&room, &bob).await;
+    for (text, mentioned) in [
+        (
+            "this thread https://social.example/@carol/1099 is for @bob",
+            vec!["bob"],
+        ),
+        ("@carol you are not in this room", vec![]),
+        ("write to carol@example.com, @BOB", vec!["bob"]),
+        ("@nobody_known and @alice", vec!["alice"]),
+    ] {
+        chat.say(&room, &alice, text).await;
+        assert_eq!(
+            listener.next(Duration::from_secs(20)).await.mentions,
+            mentioned,
+            "{text}"
+        );
+    }
+}
+
 dozen_testing::on_every_database!(
     a_member_posts_a_message_and_reads_it_back,
     only_members_read_or_post_in_a_room,
     pages_run_newest_first_and_messages_posted_meanwhile_do_not_shift_them,
     the_author_may_delete_their_message_and_no_one_else_may,
     a_message_emits_message_sent_with_its_mentions_and_urls_as_the_contract_says,
+    a_mention_names_only_members_of_the_room_and_never_comes_from_a_link,
 );

@@ -2,7 +2,7 @@
 // The same rules as chat's server side (services/chat/src/text.rs).
 
 const URL_START = /https?:\/\//g;
-const TRAILING = /[.,;:!?)\]}>"']+$/;
+const TRAILING = /[.,;:!?)\]}>"'*]+$/;
 const NAME = /^[A-Za-z0-9_]+/;
 
 /**
@@ -41,7 +41,7 @@ function trimLink(link) {
     if (!trailing) return link;
     const last = link[link.length - 1];
     // "…/Rust_(language)": a closing bracket that closes one in the link stays.
-    const pairs = { ')': '(', ']': '[', '}': '{' };
+    const pairs = { ')': '(', ']': '[', '}': '{', '>': '<' };
     if (pairs[last] && count(link, pairs[last]) >= count(link, last)) return link;
     link = link.slice(0, -1);
   }
