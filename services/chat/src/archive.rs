@@ -463,6 +463,8 @@ async fn cards_of(
 }
 
 /// The live stream's record of the archived past goes too, in batches.
+/// Streams then cannot replay from before what is left: each room's
+/// `first_kept_seq` moves up to its first event still kept.
 async fn prune_room_events(db: &AnyPool, cutoff: i64, size: i64) -> Result<(), sqlx::Error> {
     loop {
         let deleted = sqlx::query(
@@ -474,6 +476,16 @@ async fn prune_room_events(db: &AnyPool, cutoff: i64, size: i64) -> Result<(), s
         .execute(db)
         .await?;
         if deleted.rows_affected() == 0 {
+            sqlx::query(
+                "UPDATE rooms SET first_kept_seq = COALESCE(
+                     (SELECT MIN(e.seq) FROM room_events e WHERE e.room_id = rooms.id),
+                     last_seq + 1)
+                 WHERE first_kept_seq < COALESCE(
+                     (SELECT MIN(e.seq) FROM room_events e WHERE e.room_id = rooms.id),
+                     last_seq + 1)",
+            )
+            .execute(db)
+            .await?;
             return Ok(());
         }
     }

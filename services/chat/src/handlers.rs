@@ -57,7 +57,15 @@ pub async fn attach_card(
         message_id: created.message_id,
         card,
     };
-    store::append_event(&mut tx, &created.room_id, seq, kind::CARD, &attached).await?;
+    store::append_event(
+        &mut tx,
+        &created.room_id,
+        seq,
+        kind::CARD,
+        &attached.message_id,
+        &attached,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -125,4 +125,6 @@ pub mod kind {
     pub const TYPING: &str = "typing";
     /// On the activity stream: a room's unread count.
     pub const UNREAD: &str = "unread";
+    /// The stream cannot resume from the client's `Last-Event-ID`: reload.
+    pub const RESET: &str = "reset";
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
 use sqlx::{Any, AnyPool, Executor, FromRow, Transaction};
 
-use crate::model::{Author, Card, Member, Message, Room};
+use crate::model::{kind, Author, Card, Member, Message, MessageDeleted, Room};
 
 pub type Tx = Transaction<'static, Any>;
 
@@ -243,34 +243,68 @@ pub async fn next_seq(tx: &mut Tx, room_id: &str) -> Result<Option<i64>, sqlx::E
         .await
 }
 
-pub async fn last_seq(db: &AnyPool, room_id: &str) -> Result<i64, sqlx::Error> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
-        .bind(room_id)
-        .fetch_optional(db)
-        .await?;
-    Ok(seq.unwrap_or(0))
+fn json(body: &impl serde::Serialize) -> Result<String, sqlx::Error> {
+    serde_json::to_string(body).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-/// Records a room event for the live stream, under the number just taken.
+/// Records a room event about `message_id` for the live stream, under the
+/// number just taken.
 pub async fn append_event(
     tx: &mut Tx,
     room_id: &str,
     seq: i64,
     kind: &str,
+    message_id: &str,
     body: &impl serde::Serialize,
 ) -> Result<(), sqlx::Error> {
-    let body = serde_json::to_string(body).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "INSERT INTO room_events (room_id, seq, kind, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO room_events (room_id, seq, kind, body, created_at, message_id)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(room_id)
     .bind(seq)
     .bind(kind)
-    .bind(body)
+    .bind(json(body)?)
     .bind(now_millis())
+    .bind(message_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The earlier events that showed a message now show `message` as it is
+/// (after an edit: no replay shows superseded text).
+pub async fn rewrite_events(tx: &mut Tx, message: &Message) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE room_events SET body = $2 WHERE message_id = $1 AND kind IN ($3, $4)")
+        .bind(&message.id)
+        .bind(json(message)?)
+        .bind(kind::MESSAGE)
+        .bind(kind::MESSAGE_EDITED)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Every earlier event of a deleted message — the message, its edits, its
+/// cards — becomes a tombstone: a replay shows that it went, not what it said.
+pub async fn bury_events(tx: &mut Tx, message_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE room_events SET kind = $2, body = $3 WHERE message_id = $1 AND kind <> $2")
+        .bind(message_id)
+        .bind(kind::MESSAGE_DELETED)
+        .bind(json(&MessageDeleted {
+            message_id: message_id.to_owned(),
+        })?)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Where a room's stream stands: `(last_seq, first_kept_seq)`, or `None` for no room.
+pub async fn stream_window(db: &AnyPool, room_id: &str) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT last_seq, first_kept_seq FROM rooms WHERE id = $1")
+        .bind(room_id)
+        .fetch_optional(db)
+        .await
 }
 
 /// A room event, as stored.

@@ -6,7 +6,9 @@
 //! reconnects with `Last-Event-ID` misses nothing. A signal through the
 //! cache wakes the stream when its room changes; a poll every [`POLL`]
 //! catches anything a lost signal would hide. `presence` and `typing` carry
-//! no id: they are of the moment, and never replayed.
+//! no id: they are of the moment, and never replayed. A `Last-Event-ID` the
+//! stream cannot resume from (past the room's last number, or before what
+//! the archive left) is answered with a `reset` event: reload, then follow.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -39,6 +41,13 @@ enum Item {
     Numbered(RoomEvent),
     Presence(Presence),
     Typing(User),
+    /// The client's `Last-Event-ID` cannot be resumed from: it is past the
+    /// room's last number, or events after it were archived. The client
+    /// reloads the room; the stream goes on from `last_seq`.
+    Reset {
+        last_seq: i64,
+        reason: &'static str,
+    },
 }
 
 impl Item {
@@ -54,6 +63,10 @@ impl Item {
             Item::Typing(user) => SseEvent::default()
                 .event(kind::TYPING)
                 .data(serde_json::to_string(&typing_event(user)).expect("plain data")),
+            Item::Reset { last_seq, reason } => SseEvent::default()
+                .id(last_seq.to_string())
+                .event(kind::RESET)
+                .data(serde_json::json!({ "last_seq": last_seq, "reason": reason }).to_string()),
         }
     }
 }
@@ -152,16 +165,25 @@ pub(crate) async fn stream(
     let room_id = known_id(&room_id, "room")?;
     let resume = resume_from(&headers)?;
     require_member(&state, &room_id, &claims.sub).await?;
-    let after = match resume {
-        Some(after) => after,
-        None => store::last_seq(&state.db, &room_id).await?,
+    let (last_seq, first_kept) = store::stream_window(&state.db, &room_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no room has that id"))?;
+    let (after, reset) = match resume {
+        None => (last_seq, None),
+        Some(after) if after > last_seq => (last_seq, Some("ahead")),
+        Some(after) if after + 1 < first_kept => (last_seq, Some("archived")),
+        Some(after) => (after, None),
     };
     let viewer = User {
         id: claims.sub.clone(),
         username: display_name(&state, &claims).await?,
     };
     let watch = state.live.open(&room_id, viewer).await;
-    let mut ready = VecDeque::from([Item::Presence(watch.presence.clone())]);
+    let mut ready = VecDeque::new();
+    if let Some(reason) = reset {
+        ready.push_back(Item::Reset { last_seq, reason });
+    }
+    ready.push_back(Item::Presence(watch.presence.clone()));
     for user in state.live.typing_now(&room_id).await {
         if user.id != claims.sub {
             ready.push_back(Item::Typing(user));

@@ -120,7 +120,7 @@ pub(crate) async fn post(
         other => other?,
     }
     let message = row.clone().into_message(Vec::new());
-    store::append_event(&mut tx, &room_id, seq, kind::MESSAGE, &message).await?;
+    store::append_event(&mut tx, &room_id, seq, kind::MESSAGE, &row.id, &message).await?;
     let sent = MessageSent {
         message_id: row.id.clone(),
         room_id: row.room_id.clone(),
@@ -226,7 +226,16 @@ pub(crate) async fn edit(
     let urls = text::urls(&row.text);
     let cards = store::keep_cards(&mut tx, &message_id, &urls).await?;
     let message = row.clone().into_message(cards);
-    store::append_event(&mut tx, &room_id, seq, kind::MESSAGE_EDITED, &message).await?;
+    store::rewrite_events(&mut tx, &message).await?;
+    store::append_event(
+        &mut tx,
+        &room_id,
+        seq,
+        kind::MESSAGE_EDITED,
+        &message_id,
+        &message,
+    )
+    .await?;
     let edited = MessageEdited {
         message_id: row.id.clone(),
         room_id: row.room_id.clone(),
@@ -346,11 +355,13 @@ pub(crate) async fn delete(
         .ok_or_else(|| ApiError::not_found("no room has that id"))?;
     authored_message(&mut tx, &room_id, &message_id, &claims.sub, "delete").await?;
     store::delete_message(&mut tx, &message_id).await?;
+    store::bury_events(&mut tx, &message_id).await?;
     store::append_event(
         &mut tx,
         &room_id,
         seq,
         kind::MESSAGE_DELETED,
+        &message_id,
         &MessageDeleted {
             message_id: message_id.clone(),
         },

@@ -102,8 +102,197 @@ async fn open_streams_end_when_the_process_drains_so_they_do_not_hold_up_shutdow
     assert!(matches!(ended, Ok(None)), "the stream ended: {ended:?}");
 }
 
+async fn a_stream_resumed_past_the_rooms_end_is_told_to_reload_and_goes_on(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let alice = chat.user("alice");
+    let room = chat.room(&alice, "general").await;
+    for text in ["one", "two", "three"] {
+        chat.say(&room, &alice, text).await;
+    }
+    for (n, ahead) in ["4", "1000000", &i64::MAX.to_string()]
+        .into_iter()
+        .enumerate()
+    {
+        let mut stream = SseReader::open(&chat, &room, &alice, Some(ahead)).await;
+        let reset = stream.next(WAIT).await.expect("a reset");
+        assert_eq!(reset.event.as_deref(), Some("reset"), "{ahead}");
+        assert_eq!(reset.json()["reason"], "ahead");
+        let last = reset.json()["last_seq"].as_i64().unwrap();
+        assert_eq!(
+            reset.id,
+            Some(last.to_string()),
+            "resume from here next time"
+        );
+        let posted = chat.say(&room, &alice, &format!("after {n}")).await;
+        let shown = stream.next(WAIT).await.expect("live events still flow");
+        assert_eq!(shown.json()["id"], posted["id"], "{ahead}");
+    }
+    // Resuming from where the room is: no reset.
+    let last = chat.say(&room, &alice, "last").await["seq"]
+        .as_i64()
+        .unwrap();
+    let mut stream = SseReader::open(&chat, &room, &alice, Some(&last.to_string())).await;
+    let posted = chat.say(&room, &alice, "next").await;
+    assert_eq!(stream.next(WAIT).await.unwrap().json()["id"], posted["id"]);
+}
+
+async fn a_stream_resumed_from_before_what_the_archive_kept_is_told_to_reload(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let alice = chat.user("alice");
+    let room = chat.room(&alice, "general").await;
+    for text in ["one", "two", "three"] {
+        chat.say(&room, &alice, text).await;
+    }
+    let long_ago = dozen_runtime::clock::now_millis() - 100 * 24 * 3600 * 1000;
+    for table in [
+        "UPDATE messages SET sent_at = $1",
+        "UPDATE room_events SET created_at = $1",
+    ] {
+        sqlx::query(table)
+            .bind(long_ago)
+            .execute(&chat.db)
+            .await
+            .unwrap();
+    }
+    let cold = tempfile::tempdir().unwrap();
+    let to =
+        chat::archive::Destination::parse(&format!("file://{}", cold.path().display())).unwrap();
+    let plan = chat::archive::Plan {
+        progress: false,
+        ..chat::archive::Plan::new(Duration::from_secs(90 * 24 * 3600))
+    };
+    assert_eq!(
+        chat::archive::run(&chat.db, &to, &plan)
+            .await
+            .unwrap()
+            .messages,
+        3
+    );
+
+    let mut from_the_start = SseReader::open(&chat, &room, &alice, Some("0")).await;
+    let reset = from_the_start.next(WAIT).await.unwrap();
+    assert_eq!(reset.event.as_deref(), Some("reset"));
+    assert_eq!(
+        reset.json(),
+        serde_json::json!({ "last_seq": 3, "reason": "archived" })
+    );
+    let mut from_the_end = SseReader::open(&chat, &room, &alice, Some("3")).await;
+    let posted = chat.say(&room, &alice, "four").await;
+    assert_eq!(
+        from_the_end.next(WAIT).await.unwrap().json()["id"],
+        posted["id"]
+    );
+    assert_eq!(
+        from_the_start.next(WAIT).await.unwrap().json()["id"],
+        posted["id"]
+    );
+}
+
+/// Every numbered event a stream replays from the room's start.
+async fn replay(
+    chat: &crate::helpers::TestChat,
+    room: &str,
+    user: &crate::helpers::TestUser,
+) -> Vec<crate::helpers::Sse> {
+    let mut stream = SseReader::open(chat, room, user, Some("0")).await;
+    let mut all = Vec::new();
+    while let Some(event) = stream.next(Duration::from_millis(800)).await {
+        all.push(event);
+    }
+    all
+}
+
+async fn a_deleted_message_leaves_only_a_tombstone_in_what_a_stream_replays(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let (alice, bob) = (chat.user("alice"), chat.user("bob"));
+    let room = chat.room(&alice, "general").await;
+    let secret = chat
+        .say(&room, &alice, "the secret is 4711 https://secret.example/")
+        .await;
+    let id = secret["id"].as_str().unwrap();
+    chat.publish(&CardCreated {
+        message_id: id.into(),
+        room_id: room.clone(),
+        url: "https://secret.example/".into(),
+        title: "Secret page title".into(),
+        description: None,
+        image: None,
+        created_at: now_rfc3339(),
+    })
+    .await;
+    crate::helpers::eventually(WAIT, "the card", || async {
+        let page = chat
+            .get_json(&format!("/v1/rooms/{room}/messages"), &alice)
+            .await;
+        (page["messages"][0]["cards"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let path = format!("/v1/rooms/{room}/messages/{id}");
+    let edited = chat
+        .patch(
+            &path,
+            &alice,
+            &serde_json::json!({ "text": "the secret is 0815" }),
+        )
+        .await;
+    assert_eq!(edited.status(), 200);
+    chat.say(&room, &alice, "kept").await;
+    assert_eq!(chat.delete(&path, &alice).await.status(), 204);
+
+    chat.join(&room, &bob).await;
+    let events = replay(&chat, &room, &bob).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.as_deref().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_deleted",
+            "message_deleted",
+            "message_deleted",
+            "message",
+            "message_deleted"
+        ],
+        "the message, its card and its edit are tombstones; the other message stays"
+    );
+    for event in &events {
+        for leaked in ["4711", "0815", "Secret page title", "secret.example"] {
+            assert!(
+                !event.data.contains(leaked),
+                "{leaked} replayed in {}",
+                event.data
+            );
+        }
+    }
+    let page: Value = chat
+        .get_json(&format!("/v1/rooms/{room}/messages"), &bob)
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1);
+}
+
+async fn an_edit_replaces_the_text_every_replay_shows(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let alice = chat.user("alice");
+    let room = chat.room(&alice, "general").await;
+    let sent = chat.say(&room, &alice, "frist!").await;
+    let path = format!("/v1/rooms/{room}/messages/{}", sent["id"].as_str().unwrap());
+    for text in ["first!", "first."] {
+        let edited = chat
+            .patch(&path, &alice, &serde_json::json!({ "text": text }))
+            .await;
+        assert_eq!(edited.status(), 200);
+    }
+    let events = replay(&chat, &room, &alice).await;
+    assert_eq!(events.len(), 3);
+    for event in &events {
+        assert_eq!(event.json()["text"], "first.", "{}", event.data);
+    }
+}
+
 dozen_testing::on_every_database!(
     the_live_stream_shows_new_messages_and_the_cards_attached_to_them,
     a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing,
     a_deleted_message_is_announced_on_the_stream,
+    a_stream_resumed_past_the_rooms_end_is_told_to_reload_and_goes_on,
+    a_stream_resumed_from_before_what_the_archive_kept_is_told_to_reload,
+    a_deleted_message_leaves_only_a_tombstone_in_what_a_stream_replays,
+    an_edit_replaces_the_text_every_replay_shows,
 );

@@ -179,6 +179,10 @@ export class RoomView {
       case 'presence':
         this.showPresence(data);
         break;
+      case 'reset':
+        // The stream could not resume from where this view was: read the room afresh.
+        this.reload();
+        break;
       case 'typing':
         if (data.user.id !== this.me.id) {
           this.typing.set(data.user.id, { username: data.user.username, until: Date.now() + data.expires_in_ms });
@@ -194,6 +198,17 @@ export class RoomView {
       this.markRead();
     }
     if (stick) this.scrollToEnd();
+  }
+
+  /** Forgets what is shown and reads the newest page again (the stream goes on). */
+  async reload() {
+    const page = await call('GET', `chat/v1/rooms/${this.roomId}/messages?limit=${PAGE}`);
+    if (this.closed) return;
+    this.messages.clear();
+    this.items.clear();
+    for (const item of [...this.list.children]) if (item.dataset.pending === undefined) item.remove();
+    this.addPage(page);
+    this.scrollToEnd();
   }
 
   addPage(page) {
