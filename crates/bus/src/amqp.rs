@@ -856,6 +856,21 @@ impl Bus for AmqpBus {
         self.settle(sub, delivery).await
     }
 
+    /// The visibility timeout is this adapter's: the held delivery is due back later.
+    async fn extend(
+        &self,
+        sub: &Subscription,
+        delivery: &Delivery,
+        by: Duration,
+    ) -> Result<(), BusError> {
+        if let Some((feed, tag)) = self.feed_of(sub, delivery)? {
+            if let Some(due) = feed.lock().held.get_mut(&tag) {
+                *due = Instant::now() + by;
+            }
+        }
+        Ok(())
+    }
+
     async fn retry(
         &self,
         sub: &Subscription,

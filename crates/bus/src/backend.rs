@@ -113,6 +113,15 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Keeps the event invisible to other consumers for `by` from now: its
+    /// handler is still at it (retrying a transient failure in place).
+    async fn extend(
+        &self,
+        subscription: &Subscription,
+        delivery: &Delivery,
+        by: Duration,
+    ) -> Result<(), BusError>;
+
     /// Make the event visible again after `delay`, recording `error`.
     async fn retry(
         &self,

@@ -52,10 +52,40 @@ impl std::fmt::Display for HandlerError {
     }
 }
 
-/// Any error a handler meets with `?` is transient unless it says otherwise.
-impl<E: std::error::Error> From<E> for HandlerError {
+/// Any error a handler meets with `?` is transient — retried until it
+/// passes — except a database error that retrying cannot mend (a violated
+/// constraint, a row that is not there, a value that does not decode).
+impl<E: std::error::Error + 'static> From<E> for HandlerError {
     fn from(error: E) -> Self {
-        Self::transient(error)
+        let permanent = (&error as &dyn std::any::Any)
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(cannot_be_mended);
+        Self {
+            message: error.to_string(),
+            permanent,
+        }
+    }
+}
+
+/// Whether a database error comes back however often the same work is tried.
+fn cannot_be_mended(error: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    match error {
+        sqlx::Error::Database(database) => matches!(
+            database.kind(),
+            ErrorKind::UniqueViolation
+                | ErrorKind::ForeignKeyViolation
+                | ErrorKind::NotNullViolation
+                | ErrorKind::CheckViolation
+        ),
+        sqlx::Error::RowNotFound
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::TypeNotFound { .. } => true,
+        _ => false,
     }
 }
 
@@ -162,14 +192,15 @@ impl Consumer {
                     pause = Duration::from_millis(100);
                     for delivery in batch {
                         let permit = permits.clone().acquire_owned().await;
-                        let (bus, sub, handler, acks) = (
+                        let (bus, sub, handler, acks, shutdown) = (
                             self.bus.clone(),
                             sub.clone(),
                             self.handler.clone(),
                             acks.clone(),
+                            shutdown.clone(),
                         );
                         in_hand.spawn(async move {
-                            process(&*bus, &sub, &*handler, delivery, &acks).await;
+                            process(&*bus, &sub, &*handler, delivery, &acks, &shutdown).await;
                             drop(permit);
                         });
                     }
@@ -227,14 +258,22 @@ async fn sleep_or_shutdown(duration: Duration, shutdown: &Shutdown) -> bool {
 }
 
 /// Runs the handler on one delivery and settles it: a success goes to the
-/// acknowledger (acks are sent in batches), a failure is retried later or
-/// dead-lettered here.
+/// acknowledger (acks are sent in batches); a permanent failure (or a
+/// panic: a bug this event sets off) is dead-lettered at once; a transient
+/// failure is retried here, with backoff, for as long as it takes — the
+/// event stays this consumer's meanwhile, so other events go on and it is
+/// never dead-lettered for a fault that passes. At shutdown it is handed
+/// back to the bus for another consumer.
+///
+/// An event whose deliveries keep coming back unsettled — its handler hung
+/// or its process died on each of `max_attempts` deliveries — is dead-lettered.
 async fn process(
     bus: &dyn Bus,
     sub: &Subscription,
     handler: &dyn Handler,
     delivery: Delivery,
     acks: &mpsc::UnboundedSender<Delivery>,
+    shutdown: &Shutdown,
 ) {
     let event = &delivery.event;
     let span = tracing::info_span!(
@@ -246,42 +285,96 @@ async fn process(
         attempt = delivery.attempt,
     );
     async {
-        let settled = if delivery.attempt > sub.max_attempts {
-            // Delivered this often without being settled: its handlers keep dying.
-            let error = "the handler never finished (visibility timeout passed on every attempt)";
+        if delivery.attempt > sub.max_attempts {
+            let error = "delivered again and again without being settled: its handler hung or its process died each time";
             tracing::error!(error, "dead-lettering event");
-            bus.dead_letter(sub, &delivery, error).await
-        } else {
+            settled(bus.dead_letter(sub, &delivery, error).await);
+            return;
+        }
+        let mut failures = 0;
+        loop {
             let outcome = AssertUnwindSafe(handler.handle(event.clone()))
                 .catch_unwind()
                 .await
-                .unwrap_or_else(|_| Err(HandlerError::transient("the handler panicked")));
-            match outcome {
+                .unwrap_or_else(|_| Err(HandlerError::permanent("the handler panicked")));
+            let error = match outcome {
                 Ok(()) => {
                     // The acknowledger outlives every handler task: sending cannot fail.
                     let _ = acks.send(delivery.clone());
-                    Ok(())
+                    return;
                 }
-                Err(error) if error.permanent || delivery.attempt >= sub.max_attempts => {
+                Err(error) if error.permanent => {
                     tracing::error!(error = %error, "dead-lettering event");
-                    bus.dead_letter(sub, &delivery, &error.message).await
+                    settled(bus.dead_letter(sub, &delivery, &error.message).await);
+                    return;
                 }
-                Err(error) => {
-                    let delay = sub.retry_delay(delivery.attempt);
-                    tracing::warn!(
-                        error = %error,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "handler failed; will retry"
-                    );
-                    bus.retry(sub, &delivery, delay, &error.message).await
-                }
+                Err(error) => error,
+            };
+            failures += 1;
+            let delay = sub.retry_delay(failures);
+            tracing::warn!(
+                error = %error,
+                failures,
+                retry_in_ms = delay.as_millis() as u64,
+                "handler failed; will retry"
+            );
+            if !hold_while_waiting(bus, sub, &delivery, delay, shutdown).await {
+                // Shutting down: another consumer takes it from here.
+                settled(bus.retry(sub, &delivery, Duration::ZERO, &error.message).await);
+                return;
             }
-        };
-        if let Err(error) = settled {
-            // Unsettled, the event comes back after the visibility timeout.
-            tracing::warn!(error = %error, "could not settle the event");
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Waits `delay`, keeping the event invisible to other consumers meanwhile
+/// (extended every half visibility timeout). `false` if shutdown came first.
+async fn hold_while_waiting(
+    bus: &dyn Bus,
+    sub: &Subscription,
+    delivery: &Delivery,
+    delay: Duration,
+    shutdown: &Shutdown,
+) -> bool {
+    let step = (sub.visibility_timeout / 2).max(Duration::from_millis(100));
+    let mut left = delay;
+    loop {
+        if let Err(error) = bus.extend(sub, delivery, sub.visibility_timeout).await {
+            // Another consumer may take it meanwhile: the inbox keeps the effect single.
+            tracing::warn!(error = %error, "could not keep hold of the event");
+        }
+        let wait = left.min(step);
+        if sleep_or_shutdown(wait, shutdown).await {
+            return false;
+        }
+        left = left.saturating_sub(wait);
+        if left.is_zero() {
+            return true;
+        }
+    }
+}
+
+fn settled(outcome: Result<(), crate::backend::BusError>) {
+    if let Err(error) = outcome {
+        // Unsettled, the event comes back after the visibility timeout.
+        tracing::warn!(error = %error, "could not settle the event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_that_retrying_cannot_mend_are_permanent_and_the_rest_transient() {
+        let permanent = |e: sqlx::Error| HandlerError::from(e).is_permanent();
+        assert!(permanent(sqlx::Error::RowNotFound));
+        assert!(permanent(sqlx::Error::ColumnNotFound("x".into())));
+        assert!(!permanent(sqlx::Error::PoolTimedOut));
+        assert!(!permanent(sqlx::Error::Io(std::io::Error::other("reset"))));
+        let not_database = HandlerError::from(std::io::Error::other("smtp down"));
+        assert!(!not_database.is_permanent());
+    }
 }

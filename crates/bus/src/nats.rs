@@ -380,6 +380,18 @@ impl Bus for NatsBus {
         self.flush().await
     }
 
+    /// `+WPI`: the server restarts the delivery's `ack_wait` (the
+    /// subscription's visibility timeout, which bounds `by`).
+    async fn extend(
+        &self,
+        _sub: &Subscription,
+        delivery: &Delivery,
+        _by: Duration,
+    ) -> Result<(), BusError> {
+        self.settle(delivery, AckKind::Progress).await?;
+        self.flush().await
+    }
+
     async fn dead_letter(
         &self,
         sub: &Subscription,

@@ -720,6 +720,24 @@ impl Bus for SnsSqsBus {
         Ok(())
     }
 
+    async fn extend(
+        &self,
+        sub: &Subscription,
+        delivery: &Delivery,
+        by: Duration,
+    ) -> Result<(), BusError> {
+        let url = self.existing_queue(&self.queue_name(&sub.name)).await?;
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(&delivery.receipt)
+            .visibility_timeout(seconds(by))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn dead_letter(
         &self,
         sub: &Subscription,

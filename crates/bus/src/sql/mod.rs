@@ -129,6 +129,10 @@ impl SqlBus {
                 .bind(lease)
                 .bind(delay.as_millis() as i64)
                 .bind(error.to_owned()),
+            Outcome::Extend { by } => sqlx::query(&self.queries.extend)
+                .bind(id)
+                .bind(lease)
+                .bind(by.as_millis() as i64),
             Outcome::DeadLetter { error } => sqlx::query(&self.queries.dead_letter)
                 .bind(id)
                 .bind(lease)
@@ -153,6 +157,7 @@ impl SqlBus {
 
 enum Outcome<'a> {
     Ack,
+    Extend { by: Duration },
     Retry { delay: Duration, error: &'a str },
     DeadLetter { error: &'a str },
 }
@@ -343,6 +348,16 @@ impl Bus for SqlBus {
         error: &str,
     ) -> Result<(), BusError> {
         self.settle(subscription, delivery, Outcome::DeadLetter { error })
+            .await
+    }
+
+    async fn extend(
+        &self,
+        subscription: &Subscription,
+        delivery: &Delivery,
+        by: Duration,
+    ) -> Result<(), BusError> {
+        self.settle(subscription, delivery, Outcome::Extend { by })
             .await
     }
 

@@ -20,6 +20,7 @@ pub(crate) struct Queries {
     pub next_visible: String,
     pub ack: String,
     pub retry: String,
+    pub extend: String,
     pub dead_letter: String,
     pub stats: String,
     pub dead_letters: String,
@@ -135,6 +136,7 @@ impl Queries {
             retry: format!(
                 "UPDATE bus_messages SET visible_at = {now} + $3, lease = NULL, last_error = $4 {owned}"
             ),
+            extend: format!("UPDATE bus_messages SET visible_at = {now} + $3 {owned}"),
             dead_letter: format!(
                 "UPDATE bus_messages SET dead = 1, lease = NULL, last_error = $3, dead_at = {now} {owned}"
             ),

@@ -78,6 +78,10 @@ impl Bus for FlakyBus {
         self.check()?;
         self.inner.retry(s, d, delay, e).await
     }
+    async fn extend(&self, s: &Subscription, d: &Delivery, by: Duration) -> Result<(), BusError> {
+        self.check()?;
+        self.inner.extend(s, d, by).await
+    }
     async fn dead_letter(&self, s: &Subscription, d: &Delivery, e: &str) -> Result<(), BusError> {
         self.check()?;
         self.inner.dead_letter(s, d, e).await
