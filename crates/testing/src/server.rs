@@ -7,6 +7,32 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// aiosmtpd's Maildir handler, made slow and particular on request.
+const SMTP_HANDLER: &str = r#"
+import asyncio
+from aiosmtpd.handlers import Mailbox
+
+class Handler(Mailbox):
+    def __init__(self, maildir, delay, refused):
+        super().__init__(maildir)
+        self.delay = float(delay)
+        self.refused = {address for address in refused.split(",") if address}
+
+    @classmethod
+    def from_cli(cls, parser, *args):
+        return cls(*args)
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.refused:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+"#;
+
 /// A server process on a fixed loopback port, restartable with its data kept.
 #[derive(Debug)]
 pub struct ChildServer {
@@ -118,8 +144,17 @@ impl ChildServer {
     /// it accepts in the Maildir [`ChildServer::folder`]`/mail`.
     /// `None` (with the reason printed, or a failure in CI) when aiosmtpd is not installed.
     pub fn smtp() -> Option<Self> {
+        Self::smtp_with(Duration::ZERO, &[])
+    }
+
+    /// [`ChildServer::smtp`] that is slow and particular, like a real one:
+    /// it takes `delay` to accept each mail, and refuses every mail to an
+    /// address in `refused` for good (`550 5.1.1`, RFC 5321 §4.2.2).
+    pub fn smtp_with(delay: Duration, refused: &[&str]) -> Option<Self> {
         python_module("aiosmtpd", "aiosmtpd")?;
         let data = tempfile::tempdir().expect("temporary folder");
+        std::fs::write(data.path().join("dozen_smtp.py"), SMTP_HANDLER)
+            .expect("write the SMTP handler");
         let port = free_port();
         let maildir = data.path().join("mail").display().to_string();
         Some(Self::launch(
@@ -131,12 +166,14 @@ impl ChildServer {
                 "-l",
                 &format!("127.0.0.1:{port}"),
                 "-c",
-                "aiosmtpd.handlers.Mailbox",
+                "dozen_smtp.Handler",
                 &maildir,
+                &delay.as_secs_f64().to_string(),
+                &refused.join(","),
             ]
             .map(String::from)
             .to_vec(),
-            Vec::new(),
+            vec![("PYTHONPATH".into(), data.path().display().to_string())],
             port,
             data,
         ))

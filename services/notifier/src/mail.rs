@@ -23,6 +23,22 @@ pub enum MailError {
     File(#[from] lettre::transport::file::Error),
 }
 
+impl MailError {
+    /// Whether sending the same mail again cannot help: the server refused
+    /// it for good (a 5xx reply, RFC 5321 §4.2.1) or it cannot be built.
+    /// A 4xx reply, a lost connection or a full disk may pass later.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MailError::BadAddress(_) | MailError::Build(_) => true,
+            MailError::Smtp(error) => error.is_permanent(),
+            MailError::BadUrl(_) | MailError::File(_) => false,
+        }
+    }
+}
+
+/// How long the SMTP server has to answer each command.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Files(AsyncFileTransport<Tokio1Executor>),
@@ -52,6 +68,11 @@ pub struct Mail {
     pub body: String,
 }
 
+/// The `Message-ID` header (RFC 5322 §3.6.4) of the mail whose id is `id`.
+pub fn message_id(id: &str) -> String {
+    format!("<{id}@dozen>")
+}
+
 impl Mailer {
     pub fn new(settings: &MailSettings) -> Result<Self, MailError> {
         let url = settings.url.expose();
@@ -63,7 +84,7 @@ impl Mailer {
             Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailError::BadUrl(e.to_string()))?
-                    .timeout(Some(Duration::from_secs(10)))
+                    .timeout(Some(SMTP_TIMEOUT))
                     .build(),
             )
         };
@@ -83,7 +104,7 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(&mail.subject)
-            .message_id(Some(format!("<{}@dozen>", mail.id)))
+            .message_id(Some(message_id(&mail.id)))
             .header(ContentType::TEXT_PLAIN)
             .body(mail.body.clone())?;
         match &self.transport {

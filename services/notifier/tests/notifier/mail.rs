@@ -7,7 +7,9 @@ use dozen_events::contract::examples;
 use dozen_events::{CardCreated, MessageEdited, MessageSent, UserSignedUp};
 use dozen_testing::ChildServer;
 
-use crate::helpers::{maildir, mails_in, smtp_url, spawn_notifier, wait_for_mails};
+use notifier::handlers::{MENTIONS, WELCOME};
+
+use crate::helpers::{maildir, mails_in, smtp_url, spawn_notifier, wait_for_mails, TestNotifier};
 
 fn signup(id: &str, username: &str) -> UserSignedUp {
     UserSignedUp {
@@ -173,6 +175,107 @@ async fn an_edit_mails_only_the_users_it_newly_mentions_and_a_repeat_mails_no_on
     );
 }
 
+/// Each mail notifier kept for `event_id`: (recipient, state, attempts).
+async fn kept_mails(notifier: &TestNotifier, event_id: &str) -> Vec<(String, String, i64)> {
+    let mut mails: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT recipient, state, attempts FROM mails WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_all(&notifier.db)
+            .await
+            .unwrap();
+    mails.sort();
+    mails
+}
+
+async fn dead_letters(notifier: &TestNotifier, subscription: &str) -> usize {
+    notifier
+        .bus
+        .dead_letters(subscription, 100)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_signups_in_a_second_through_a_mail_server_taking_three_seconds_a_mail_all_get_one_welcome_and_none_is_dead_lettered(
+) {
+    let Some(smtp) = ChildServer::smtp_with(Duration::from_secs(3), &[]) else {
+        return;
+    };
+    let notifier = spawn_notifier(&smtp_url(&smtp)).await;
+    for n in 0..30 {
+        notifier
+            .publish(&signup(&format!("u-{n}"), &format!("user{n}")))
+            .await;
+    }
+    let mails = wait_for_mails(&maildir(&smtp), 30, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut to: Vec<String> = mails_in(&maildir(&smtp))
+        .iter()
+        .filter_map(|m| m.header("To"))
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 30, "one welcome mail each: {mails:?}");
+    assert_eq!(mails_in(&maildir(&smtp)).len(), 30);
+    assert_eq!(dead_letters(&notifier, WELCOME).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_refused_for_good_is_not_tried_again_and_costs_the_others_no_repeated_mail() {
+    let refused = ["carol@example.com", "erin@example.com"];
+    let Some(smtp) = ChildServer::smtp_with(Duration::ZERO, &refused) else {
+        return;
+    };
+    let notifier = spawn_notifier(&smtp_url(&smtp)).await;
+    let users = [
+        ("u-a", "alice"),
+        ("u-b", "bob"),
+        ("u-c", "carol"),
+        ("u-d", "dave"),
+        ("u-e", "erin"),
+    ];
+    for (id, name) in users {
+        notifier.publish(&signup(id, name)).await;
+    }
+    // Welcome mails: carol and erin are refused.
+    wait_for_mails(&maildir(&smtp), 3, Duration::from_secs(30)).await;
+    let sent = MessageSent {
+        message_id: "m-9".into(),
+        room_id: "r-1".into(),
+        author_id: "u-a".into(),
+        author_username: "alice".into(),
+        text: "@carol @bob @erin @dave standup in 5".into(),
+        mentions: vec!["carol".into(), "bob".into(), "erin".into(), "dave".into()],
+        urls: vec![],
+        sent_at: "2026-11-26T10:05:00Z".into(),
+    };
+    let event = notifier.publish(&sent).await;
+    wait_for_mails(&maildir(&smtp), 5, Duration::from_secs(30)).await;
+    // Delivered again, as a redelivery or `dozen dlq redrive` would.
+    notifier.publish_event(&event).await;
+    notifier.publish_event(&event).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut to: Vec<String> = mails_in(&maildir(&smtp))
+        .iter()
+        .filter(|m| m.header("Subject").as_deref() == Some("alice mentioned you"))
+        .filter_map(|m| m.header("To"))
+        .collect();
+    to.sort();
+    assert_eq!(to, ["bob@example.com", "dave@example.com"]);
+    assert_eq!(
+        kept_mails(&notifier, &event.id).await,
+        [
+            ("bob@example.com".into(), "sent".into(), 1),
+            ("carol@example.com".into(), "refused".into(), 1),
+            ("dave@example.com".into(), "sent".into(), 1),
+            ("erin@example.com".into(), "refused".into(), 1),
+        ]
+    );
+    assert_eq!(dead_letters(&notifier, MENTIONS).await, 0);
+    assert_eq!(dead_letters(&notifier, WELCOME).await, 0);
+}
+
 /// The consumer's side of the contracts: every example of every schema it
 /// consumes is handled, and the welcome examples become mails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,13 +322,14 @@ async fn dozen_bus_stats(notifier: &crate::helpers::TestNotifier) -> Vec<(String
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signup_while_the_smtp_server_is_down_is_mailed_once_it_is_back_and_readiness_says_so() {
+async fn a_signup_while_the_smtp_server_is_down_is_mailed_once_it_is_back_never_dead_lettered_and_readiness_says_so(
+) {
     let Some(mut smtp) = ChildServer::smtp() else {
         return;
     };
     let notifier = spawn_notifier(&smtp_url(&smtp)).await;
     smtp.stop();
-    notifier.publish(&signup("u-9", "dora")).await;
+    let event = notifier.publish(&signup("u-9", "dora")).await;
     let ready = reqwest::get(format!("{}/readyz", notifier.address))
         .await
         .unwrap();
@@ -242,4 +346,14 @@ async fn a_signup_while_the_smtp_server_is_down_is_mailed_once_it_is_back_and_re
     smtp.start();
     let mails = wait_for_mails(&maildir(&smtp), 1, Duration::from_secs(60)).await;
     assert_eq!(mails[0].header("To").as_deref(), Some("dora@example.com"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(mails_in(&maildir(&smtp)).len(), 1);
+    let kept = kept_mails(&notifier, &event.id).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].1, "sent", "tried while down, then sent: {kept:?}");
+    assert_eq!(
+        dead_letters(&notifier, WELCOME).await,
+        0,
+        "a mail server down is a transient fault"
+    );
 }

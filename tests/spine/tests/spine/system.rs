@@ -232,6 +232,11 @@ impl System {
         }
     }
 
+    /// The `DATABASE_URL` of `service`.
+    pub fn database_url(&self, service: &str) -> &str {
+        &self.env[service]["DATABASE_URL"]
+    }
+
     pub fn maildir(&self) -> PathBuf {
         dozen_testing::mail::maildir(&self.smtp)
     }
