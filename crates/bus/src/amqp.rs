@@ -27,6 +27,10 @@
 //!   reject an event;
 //! - publishing waits for **publisher confirms**; messages are persistent.
 //!   RabbitMQ does not drop duplicates: the inbox does.
+//! - an exchange or queue the broker lost (deleted, a vhost made anew) is
+//!   [`BusError::Missing`]: the consumer declares its subscription again
+//!   (RabbitMQ cancels the consumers of a deleted queue), and a publisher
+//!   leaves the exchange to it (see `vanished`);
 //! - **operations** read exact queue depths over AMQP and the list of queues and
 //!   the unacknowledged counts from the management API (`management=` in the
 //!   URL's query, by default `http://<host>:15672` with the URL's credentials);
@@ -55,6 +59,7 @@ use tokio::sync::Notify;
 use crate::backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 use crate::event::Event;
 use crate::subscription::Subscription;
+use crate::vanished::Vanished;
 
 /// How often a feed looks for deliveries past their visibility timeout.
 const REAP_EVERY: Duration = Duration::from_millis(100);
@@ -220,13 +225,13 @@ impl Feed {
                         feed.lock().buffer.push_back((delivery, due));
                         feed.arrived.notify_waiters();
                     }
-                    Err(_) => {
-                        feed.lock().broken = true;
-                        feed.arrived.notify_waiters();
-                        return;
-                    }
+                    Err(_) => break,
                 }
             }
+            // The channel failed, or the broker cancelled the consumer (its
+            // queue was deleted): the next receive looks again.
+            feed.lock().broken = true;
+            feed.arrived.notify_waiters();
         });
         Ok(Some(ready))
     }
@@ -319,7 +324,12 @@ async fn bounded<T>(
     call: impl std::future::Future<Output = lapin::Result<T>>,
 ) -> Result<T, BusError> {
     match tokio::time::timeout(ROUND_TRIP, call).await {
-        Ok(result) => result.map_err(unavailable),
+        Ok(result) => result.map_err(|error| match error.kind() {
+            lapin::ErrorKind::ProtocolError(refusal) if refusal.get_id() == 404 => {
+                BusError::Missing(refusal.get_message().to_string())
+            }
+            _ => unavailable(error),
+        }),
         Err(_) => {
             stalled.store(true, Ordering::SeqCst);
             Err(BusError::Unavailable(
@@ -395,6 +405,8 @@ pub struct AmqpBus {
     next_feed: AtomicU64,
     /// Topics whose exchange this bus has declared.
     exchanges: Mutex<HashSet<String>>,
+    /// Topics this bus published to, and those it found gone since.
+    vanished: Vanished,
     reaper: tokio::task::JoinHandle<()>,
     reaped: Arc<Mutex<Vec<Arc<Feed>>>>,
     stalled: Arc<AtomicBool>,
@@ -452,6 +464,7 @@ impl AmqpBus {
             feeds: Mutex::default(),
             next_feed: AtomicU64::new(1),
             exchanges: Mutex::default(),
+            vanished: Vanished::default(),
             reaper,
             reaped,
             stalled: Arc::default(),
@@ -577,6 +590,33 @@ impl AmqpBus {
             .map(|feed| (feed, tag)))
     }
 
+    /// Whether the topic's exchange is on the broker (a passive declare, on a
+    /// channel of its own: RabbitMQ closes the channel that asks for a missing one).
+    async fn exchange_exists(&self, topic: &str) -> Result<bool, BusError> {
+        let channel = self.channel().await?;
+        let found = bounded(
+            &self.stalled,
+            channel.exchange_declare(
+                topic_exchange(topic).as_str().into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ),
+        )
+        .await;
+        match found {
+            Ok(()) => {
+                self.close(channel).await;
+                Ok(true)
+            }
+            Err(BusError::Missing(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     async fn declare_exchange(&self, channel: &Channel, name: &str) -> Result<(), BusError> {
         bounded(
             &self.stalled,
@@ -600,6 +640,20 @@ impl AmqpBus {
         routing_key: &str,
         messages: impl IntoIterator<Item = (Vec<u8>, BasicProperties)>,
     ) -> Result<(), BusError> {
+        self.publish_routed(exchange, routing_key, messages, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`AmqpBus::publish_confirmed`]; `mandatory` has RabbitMQ return what
+    /// no queue takes. Returns whether every message reached a queue.
+    async fn publish_routed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        messages: impl IntoIterator<Item = (Vec<u8>, BasicProperties)>,
+        mandatory: bool,
+    ) -> Result<bool, BusError> {
         let link = self.link().await?;
         let mut confirms = Vec::new();
         for (body, properties) in messages {
@@ -609,7 +663,10 @@ impl AmqpBus {
                     link.publisher.basic_publish(
                         exchange.into(),
                         routing_key.into(),
-                        BasicPublishOptions::default(),
+                        BasicPublishOptions {
+                            mandatory,
+                            ..Default::default()
+                        },
                         &body,
                         properties,
                     ),
@@ -617,15 +674,17 @@ impl AmqpBus {
                 .await?,
             );
         }
+        let mut routed = true;
         for confirm in confirms {
             match bounded(&self.stalled, confirm).await? {
                 Confirmation::Nack(_) => {
                     return Err(BusError::Unavailable("RabbitMQ refused a message".into()))
                 }
-                Confirmation::Ack(_) | Confirmation::NotRequested => {}
+                Confirmation::Ack(returned) => routed &= returned.is_none(),
+                Confirmation::NotRequested => {}
             }
         }
-        Ok(())
+        Ok(routed)
     }
 
     async fn settle(&self, sub: &Subscription, delivery: &Delivery) -> Result<(), BusError> {
@@ -782,12 +841,18 @@ impl Bus for AmqpBus {
         }
         .await;
         self.close(channel).await;
+        if declared.is_ok() {
+            self.vanished.found(&sub.topic);
+        }
         declared
     }
 
     async fn publish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
         let known = self.exchanges.lock().is_ok_and(|e| e.contains(topic));
         if !known {
+            if self.vanished.seen(topic) && !self.exchange_exists(topic).await? {
+                self.vanished.may_recreate(topic)?;
+            }
             self.declare_topic(topic).await?;
             if let Ok(mut exchanges) = self.exchanges.lock() {
                 exchanges.insert(topic.to_owned());
@@ -797,8 +862,28 @@ impl Bus for AmqpBus {
         for event in events {
             messages.push((serde_json::to_vec(event)?, persistent(event)));
         }
-        self.publish_confirmed(&topic_exchange(topic), "", messages)
-            .await
+        let routed = self
+            .publish_routed(&topic_exchange(topic), "", messages, true)
+            .await;
+        match routed {
+            Ok(true) => {
+                self.vanished.found(topic);
+                Ok(())
+            }
+            // No queue took it: a topic without subscriptions drops it, as the
+            // contract says — unless queues took this topic's events before,
+            // and were lost: then it waits for its subscriptions to come back.
+            Ok(false) if self.vanished.seen(topic) => self.vanished.may_recreate(topic),
+            Ok(false) => Ok(()),
+            Err(error) => {
+                if matches!(error, BusError::Missing(_)) {
+                    if let Ok(mut exchanges) = self.exchanges.lock() {
+                        exchanges.remove(topic);
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn receive(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {

@@ -48,6 +48,11 @@ pub enum BusError {
     /// The backend did not answer; the caller may retry later.
     #[error("the bus is unavailable: {0}")]
     Unavailable(String),
+    /// The broker has no such stream, exchange, topic or queue: it was
+    /// deleted, or the broker lost its state. A consumer declares its
+    /// subscription again; a publish fails until the topic is back.
+    #[error("missing on the broker: {0}")]
+    Missing(String),
     #[error("unsupported BUS_URL {0:?}: expected sqlite://, postgres://, nats://, amqp:// or sns+sqs://")]
     UnsupportedUrl(String),
     #[error("the {0} backend is not compiled in: enable the cargo feature")]

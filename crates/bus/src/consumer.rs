@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::backend::{Bus, Delivery};
+use crate::backend::{Bus, BusError, Delivery};
 use crate::event::{DecodeError, Event, EventType};
 use crate::subscription::Subscription;
 
@@ -129,11 +129,31 @@ where
 /// How long an idle consumer waits before looking again without a wake-up.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
 
+/// Whether a consumer can take events now, for readiness: `None` while it
+/// can, else why not (the bus is down, its subscription cannot be declared).
+#[derive(Debug, Default)]
+pub struct ConsumerHealth {
+    problem: std::sync::Mutex<Option<String>>,
+}
+
+impl ConsumerHealth {
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().ok().and_then(|p| p.clone())
+    }
+
+    fn set(&self, problem: Option<String>) {
+        if let Ok(mut current) = self.problem.lock() {
+            *current = problem;
+        }
+    }
+}
+
 /// Runs a handler over a subscription until shutdown.
 pub struct Consumer {
     bus: Arc<dyn Bus>,
     subscription: Arc<Subscription>,
     handler: Arc<dyn Handler>,
+    health: Arc<ConsumerHealth>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -150,27 +170,55 @@ impl Consumer {
             bus,
             subscription: Arc::new(subscription),
             handler: Arc::new(handler),
+            health: Arc::default(),
+        }
+    }
+
+    pub fn subscription(&self) -> &Subscription {
+        &self.subscription
+    }
+
+    /// Whether it can take events now; shared with readiness.
+    pub fn health(&self) -> Arc<ConsumerHealth> {
+        self.health.clone()
+    }
+
+    /// Declares the subscription (idempotent), retrying with backoff until
+    /// the bus takes it; `false` if shutdown came first.
+    async fn declare(&self, shutdown: &Shutdown) -> bool {
+        let sub = &self.subscription;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.bus.declare(sub).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    tracing::warn!(subscription = sub.name, error = %error, "cannot declare the subscription yet");
+                    self.health
+                        .set(Some(format!("cannot declare {}: {error}", sub.name)));
+                }
+            }
+            if sleep_or_shutdown(pause, shutdown).await {
+                return false;
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 
     /// Declares the subscription, then handles events until `shutdown`
     /// triggers; then takes no more, lets the events in hand finish and
-    /// settles them, and returns. A bus that is down is retried, never fatal.
+    /// settles them, and returns. A bus that is down is retried, never fatal;
+    /// a subscription the broker lost (deleted, or the broker restarted on an
+    /// empty store) is declared again.
     pub async fn run(self, shutdown: Shutdown) {
         let sub = self.subscription.clone();
-        let mut pause = Duration::from_millis(100);
-        while let Err(error) = self.bus.declare(&sub).await {
-            tracing::warn!(subscription = sub.name, error = %error, "cannot declare the subscription yet");
-            if sleep_or_shutdown(pause, &shutdown).await {
-                return;
-            }
-            pause = (pause * 2).min(Duration::from_secs(5));
+        if !self.declare(&shutdown).await {
+            return;
         }
         let permits = Arc::new(Semaphore::new(sub.max_in_flight));
         let mut in_hand = JoinSet::new();
         let (acks, pending_acks) = mpsc::unbounded_channel();
         let acknowledger = tokio::spawn(acknowledge(self.bus.clone(), sub.clone(), pending_acks));
-        pause = Duration::from_millis(100);
+        let mut pause = Duration::from_millis(100);
         while !shutdown.is_triggered() {
             while in_hand.try_join_next().is_some() {}
             let free = permits.available_permits();
@@ -181,7 +229,14 @@ impl Consumer {
                 }
                 continue;
             }
-            match self.bus.receive(&sub, free).await {
+            let received = self.bus.receive(&sub, free).await;
+            self.health.set(
+                received
+                    .as_ref()
+                    .err()
+                    .map(|error| format!("cannot receive from {}: {error}", sub.name)),
+            );
+            match received {
                 Ok(batch) if batch.is_empty() => {
                     tokio::select! {
                         () = self.bus.wait(&sub, IDLE_WAIT) => {}
@@ -203,6 +258,16 @@ impl Consumer {
                             process(&*bus, &sub, &*handler, delivery, &acks, &shutdown).await;
                             drop(permit);
                         });
+                    }
+                }
+                Err(BusError::Missing(what)) => {
+                    tracing::warn!(
+                        subscription = sub.name,
+                        missing = what,
+                        "the broker has lost the subscription; declaring it again"
+                    );
+                    if !self.declare(&shutdown).await {
+                        break;
                     }
                 }
                 Err(error) => {

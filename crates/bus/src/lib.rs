@@ -30,6 +30,12 @@
 //!   [`Subscription::ordered`]: events with the same [`Event::partitionkey`]
 //!   are handled one at a time, in publish order. Events without a key, and
 //!   unordered subscriptions, have no order.
+//! - **Recovery.** A subscription the broker lost (deleted, or a broker
+//!   restarted on an empty store) is declared again by its consumers, and
+//!   readiness fails while a consumer cannot take events. A publisher finding
+//!   a topic it published to gone leaves it to the consumers for a while
+//!   (the publish fails and the outbox keeps the events), so that what is
+//!   published after the loss reaches the subscriptions.
 //! - **Drain on shutdown.** When [`Consumer::run`]'s shutdown triggers, the
 //!   consumer takes no more events; those in hand finish and are settled once.
 //!
@@ -57,18 +63,20 @@ mod settings;
 mod sns_sqs;
 mod sql;
 mod subscription;
+#[cfg(any(feature = "nats", feature = "amqp", feature = "sns-sqs"))]
+mod vanished;
 
 #[cfg(feature = "amqp")]
 pub use amqp::AmqpBus;
 pub use backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 pub use backing::{Backing, BackingError};
-pub use consumer::{typed, Consumer, Handler, HandlerError, HandlerFuture};
+pub use consumer::{typed, Consumer, ConsumerHealth, Handler, HandlerError, HandlerFuture};
 pub use dozen_runtime::trace::TraceParent;
 pub use event::{DecodeError, Event, EventType};
 #[cfg(feature = "nats")]
 pub use nats::NatsBus;
 pub use outbox::{Outbox, Relay};
-pub use process::{Process, ProcessSettings, Work};
+pub use process::{release_phase, Process, ProcessSettings, ReleaseSettings, Work};
 pub use settings::{connect, BusSettings, BusUrl};
 #[cfg(feature = "sns-sqs")]
 pub use sns_sqs::{config_for_url as sns_sqs_config, SnsSqsBus};

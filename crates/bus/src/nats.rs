@@ -19,6 +19,9 @@
 //! - publishing sets `Nats-Msg-Id` to the event id, so the server drops a
 //!   republish within its duplicate window (the outbox relay's retry after a
 //!   lost confirmation);
+//! - a stream or consumer the server lost (a server started on an empty
+//!   store) is [`BusError::Missing`]: the consumer declares its subscription
+//!   again, and a publisher leaves the stream to it (see `vanished`);
 //! - idle consumers are woken by a core-NATS message on `dozen_wake.<topic>`
 //!   sent after each publish, and look again every 250 ms for retries and
 //!   expired visibility timeouts. Order per key is not offered: competing pull
@@ -27,12 +30,15 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::{ConsumerInfoError, ConsumerInfoErrorKind};
+use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use async_trait::async_trait;
 use futures::StreamExt;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
@@ -40,8 +46,11 @@ use crate::event::Event;
 use crate::names::token;
 use crate::sql::Wakers;
 use crate::subscription::Subscription;
+use crate::vanished::Vanished;
 
 const DEAD_STREAM: &str = "DOZEN_DEAD_LETTERS";
+/// The longest a pull may take.
+const PULL_BOUND: Duration = Duration::from_secs(5);
 /// Idle consumers look again this often, for retries and expired deliveries.
 const RECHECK: Duration = Duration::from_millis(250);
 
@@ -53,6 +62,10 @@ pub struct NatsBus {
     wakers: Arc<Wakers>,
     /// Topics whose stream this bus has made sure of.
     streams: Mutex<HashSet<String>>,
+    /// Topics this bus published to, and those it found gone since.
+    vanished: Vanished,
+    /// Each subscription's consumer, found once and kept while it works.
+    consumers: Mutex<HashMap<String, PullConsumer>>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -72,6 +85,11 @@ fn stream_name(topic: &str) -> String {
 
 fn description(topic: &str) -> String {
     format!("dozen topic={topic}")
+}
+
+/// Whether the server answered that it has no such stream.
+fn stream_not_found(error: &GetStreamError) -> bool {
+    matches!(error.kind(), GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
 fn topic_of(description: Option<&str>) -> Option<String> {
@@ -110,6 +128,8 @@ impl NatsBus {
             js,
             wakers,
             streams: Mutex::default(),
+            vanished: Vanished::default(),
+            consumers: Mutex::default(),
             watcher,
         })
     }
@@ -142,12 +162,54 @@ impl NatsBus {
             .map_err(unavailable)
     }
 
+    /// The subscription's consumer, as the server has it: [`BusError::Missing`]
+    /// when the server has no such stream or consumer (any more).
     async fn consumer(&self, sub: &Subscription) -> Result<PullConsumer, BusError> {
-        self.topic_stream(&sub.topic)
-            .await?
-            .get_consumer(&token(&sub.name))
+        let kept = self
+            .consumers
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&sub.name).cloned());
+        if let Some(consumer) = kept {
+            return Ok(consumer);
+        }
+        let stream = match self.js.get_stream(stream_name(&sub.topic)).await {
+            Ok(stream) => stream,
+            Err(error) if stream_not_found(&error) => {
+                return Err(BusError::Missing(format!(
+                    "stream {}",
+                    stream_name(&sub.topic)
+                )))
+            }
+            Err(error) => return Err(unavailable(error)),
+        };
+        let consumer = stream
+            .get_consumer::<pull::Config>(&token(&sub.name))
             .await
-            .map_err(unavailable)
+            .map_err(|error| {
+                let missing = error.downcast_ref::<ConsumerInfoError>().is_some_and(|e| {
+                    matches!(
+                        e.kind(),
+                        ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound
+                    )
+                });
+                if missing {
+                    BusError::Missing(format!("consumer {}", token(&sub.name)))
+                } else {
+                    unavailable(error)
+                }
+            })?;
+        if let Ok(mut consumers) = self.consumers.lock() {
+            consumers.insert(sub.name.clone(), consumer.clone());
+        }
+        Ok(consumer)
+    }
+
+    /// Forgets the kept consumer of `sub`: the next pull finds it again.
+    fn drop_consumer(&self, sub: &Subscription) {
+        if let Ok(mut consumers) = self.consumers.lock() {
+            consumers.remove(&sub.name);
+        }
     }
 
     /// The names of the topic streams, and of each one's subscriptions.
@@ -217,6 +279,27 @@ impl NatsBus {
 
     async fn pull(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
         let consumer = self.consumer(sub).await?;
+        // A pull whose answer is lost with the connection, or that asks a
+        // consumer the server no longer has, would wait for ever: bound it.
+        // Events taken when the bound cuts in come back after ack_wait.
+        let pulled =
+            match tokio::time::timeout(PULL_BOUND, self.pull_from(&consumer, sub, max)).await {
+                Ok(pulled) => pulled,
+                Err(_) => Err(BusError::Unavailable("pull timed out".into())),
+            };
+        if pulled.is_err() {
+            // It may be gone from the server: look for it afresh next time.
+            self.drop_consumer(sub);
+        }
+        pulled
+    }
+
+    async fn pull_from(
+        &self,
+        consumer: &PullConsumer,
+        sub: &Subscription,
+        max: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
         let mut batch = consumer
             .fetch()
             .max_messages(max)
@@ -300,6 +383,8 @@ impl Bus for NatsBus {
             )
             .await
             .map_err(unavailable)?;
+        self.drop_consumer(sub);
+        self.vanished.found(&sub.topic);
         Ok(())
     }
 
@@ -308,7 +393,15 @@ impl Bus for NatsBus {
         // subscriptions, interest retention keeps nothing: the contract's "dropped".
         let known = self.streams.lock().is_ok_and(|s| s.contains(topic));
         if !known {
+            if self.vanished.seen(topic) {
+                match self.js.get_stream(stream_name(topic)).await {
+                    Ok(_) => {}
+                    Err(error) if stream_not_found(&error) => self.vanished.may_recreate(topic)?,
+                    Err(error) => return Err(unavailable(error)),
+                }
+            }
             self.topic_stream(topic).await?;
+            self.vanished.found(topic);
             if let Ok(mut streams) = self.streams.lock() {
                 streams.insert(topic.to_owned());
             }
@@ -327,7 +420,16 @@ impl Bus for NatsBus {
             );
         }
         for confirmation in confirmations {
-            confirmation.await.map_err(unavailable)?;
+            if let Err(error) = confirmation.await {
+                if error.kind() == PublishErrorKind::StreamNotFound {
+                    // The server lost the stream: look again next time.
+                    if let Ok(mut streams) = self.streams.lock() {
+                        streams.remove(topic);
+                    }
+                    return Err(BusError::Missing(format!("stream {}", stream_name(topic))));
+                }
+                return Err(unavailable(error));
+            }
         }
         let _ = self
             .client
@@ -337,12 +439,7 @@ impl Bus for NatsBus {
     }
 
     async fn receive(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
-        // A pull whose answer is lost with the connection would wait for ever:
-        // bound it. Events taken when the bound cuts in come back after ack_wait.
-        match tokio::time::timeout(Duration::from_secs(5), self.pull(sub, max)).await {
-            Ok(pulled) => pulled,
-            Err(_) => Err(BusError::Unavailable("pull timed out".into())),
-        }
+        self.pull(sub, max).await
     }
 
     async fn wait(&self, sub: &Subscription, max_wait: Duration) {

@@ -6,7 +6,9 @@
 use axum::Router;
 use dozen_manifest::Var;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
-use dozen_runtime::database::DatabaseSettings;
+use std::time::{Duration, Instant};
+
+use dozen_runtime::database::{DatabaseError, DatabaseSettings, MigrateSettings};
 use dozen_runtime::http::{service_router, HttpServer, HttpSettings, Ops};
 use dozen_runtime::logging::LogSettings;
 use dozen_runtime::shutdown::Shutdown;
@@ -18,6 +20,7 @@ use crate::backing::Backing;
 use crate::consumer::Consumer;
 use crate::outbox::Relay;
 use crate::settings::BusSettings;
+use crate::subscription::Subscription;
 
 /// What every long-running process reads from the environment: how it logs,
 /// its port, its database and the bus. A service's settings add their own.
@@ -51,6 +54,72 @@ impl ProcessSettings {
         ]
         .concat()
     }
+}
+
+/// What `<service> migrate` reads when the service consumes events: its
+/// database, and the bus where its subscriptions are declared.
+#[derive(Debug)]
+pub struct ReleaseSettings {
+    pub migrate: MigrateSettings,
+    pub bus: BusSettings,
+}
+
+impl FromEnv for ReleaseSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            migrate: MigrateSettings::from_env(env)?,
+            bus: BusSettings::from_env(env)?,
+        })
+    }
+}
+
+/// How long the release phase waits for the bus before it fails.
+const RELEASE_BUS_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The release phase of a service that consumes events: its migrations,
+/// then its `subscriptions` declared (idempotent), so that a subscription
+/// exists before the first event it must see is published, whichever
+/// process starts first. With `create=false` in an `sns+sqs://` URL the
+/// infrastructure made them, and they are not declared here.
+///
+/// Errors: the migrations failed, or the bus did not take a declaration
+/// within a minute.
+pub async fn release_phase<F, Fut>(
+    service: &'static str,
+    settings: ReleaseSettings,
+    subscriptions: &[Subscription],
+    migrate: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(AnyPool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), DatabaseError>>,
+{
+    use anyhow::Context;
+    dozen_runtime::command::release_phase(service, settings.migrate, migrate).await?;
+    if !settings.bus.url.creates_resources() {
+        return Ok(());
+    }
+    let bus = crate::settings::connect(&settings.bus.url).await?;
+    let deadline = Instant::now() + RELEASE_BUS_PATIENCE;
+    for sub in subscriptions {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match bus.declare(sub).await {
+                Ok(()) => break,
+                Err(error) if Instant::now() < deadline => {
+                    tracing::warn!(subscription = sub.name, %error, "cannot declare the subscription yet");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(error).with_context(|| format!("declaring {}", sub.name)),
+            }
+        }
+    }
+    tracing::info!(
+        subscriptions = subscriptions.len(),
+        "subscriptions declared"
+    );
+    Ok(())
 }
 
 /// What a process does beyond the standard routes.
@@ -92,11 +161,22 @@ impl Process {
     ) -> std::io::Result<Self> {
         let info = info.with_release_id(http.release_id.clone());
         let api = std::mem::take(&mut work.api);
-        let router = service_router(
-            api,
-            Ops::new(info, backing.readiness, backing.metrics),
-            http,
-        );
+        let mut readiness = backing.readiness;
+        if !work.consumers.is_empty() {
+            let healths: Vec<_> = work.consumers.iter().map(Consumer::health).collect();
+            // Ready only while every consumer can take events.
+            readiness = readiness.with_check("consumers", move || {
+                let problems: Vec<String> = healths.iter().filter_map(|h| h.problem()).collect();
+                async move {
+                    if problems.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(problems.join("; "))
+                    }
+                }
+            });
+        }
+        let router = service_router(api, Ops::new(info, readiness, backing.metrics), http);
         let server = HttpServer::bind(http).await?;
         Ok(Self {
             server,

@@ -22,6 +22,13 @@ impl BusUrl {
     pub fn scheme(&self) -> &str {
         self.0.split_once("://").map_or("", |(scheme, _)| scheme)
     }
+
+    /// Whether the bus makes its topics and queues itself; not when an
+    /// `sns+sqs://` URL says `create=false` (infrastructure code made them).
+    pub fn creates_resources(&self) -> bool {
+        let query = self.0.split_once('?').map_or("", |(_, q)| q);
+        !query.split('&').any(|pair| pair == "create=false")
+    }
 }
 
 const SCHEMES: [&str; 7] = [

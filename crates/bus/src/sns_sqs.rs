@@ -31,6 +31,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName,
@@ -40,6 +41,7 @@ use crate::backend::{Bus, BusError, DeadLetter, Delivery, SubscriptionStats};
 use crate::event::Event;
 use crate::names::token;
 use crate::subscription::Subscription;
+use crate::vanished::Vanished;
 
 /// SQS takes at most ten messages per receive, send or delete batch.
 const SQS_BATCH: usize = 10;
@@ -48,11 +50,19 @@ const LONGEST_POLL: Duration = Duration::from_secs(20);
 /// As long as SQS keeps a message at most.
 const RETENTION_SECONDS: &str = "1209600";
 
+/// An AWS error as the bus says it: a topic or queue that is not there is
+/// [`BusError::Missing`] (deleted, or a local stand-in restarted empty).
 fn unavailable<E>(error: E) -> BusError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
 {
-    BusError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string())
+    let text = aws_sdk_sqs::error::DisplayErrorContext(&error).to_string();
+    match error.code() {
+        Some("NotFound" | "QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue") => {
+            BusError::Missing(text)
+        }
+        _ => BusError::Unavailable(text),
+    }
 }
 
 /// Whole seconds, rounded up: SQS's unit.
@@ -150,6 +160,8 @@ pub struct SnsSqsBus {
     options: Options,
     topic_arns: Mutex<HashMap<String, String>>,
     queue_urls: Mutex<HashMap<String, String>>,
+    /// Topics this bus published to, and those it found gone since.
+    vanished: Vanished,
     /// Messages a long poll in `wait` brought, for the next `receive`.
     polled: Mutex<HashMap<String, Vec<Message>>>,
 }
@@ -173,6 +185,7 @@ impl SnsSqsBus {
             options,
             topic_arns: Mutex::default(),
             queue_urls: Mutex::default(),
+            vanished: Vanished::default(),
             polled: Mutex::default(),
         })
     }
@@ -265,7 +278,33 @@ impl SnsSqsBus {
     async fn existing_queue(&self, name: &str) -> Result<String, BusError> {
         self.queue_url(name)
             .await?
-            .ok_or_else(|| BusError::Backend(format!("no SQS queue named {name}")))
+            .ok_or_else(|| BusError::Missing(format!("no SQS queue named {name}")))
+    }
+
+    /// Forgets what this bus knew of the topic and of the subscription's queues.
+    fn forget(&self, topic: &str, subscription: Option<&str>) {
+        if let Ok(mut arns) = self.topic_arns.lock() {
+            arns.remove(topic);
+        }
+        if let (Some(subscription), Ok(mut urls)) = (subscription, self.queue_urls.lock()) {
+            urls.remove(&self.queue_name(subscription));
+            urls.remove(&self.dead_queue_name(subscription));
+        }
+    }
+
+    /// Runs `call` on the subscription's queue; when SQS says the queue is
+    /// gone, forgets its URL so that the next call looks again.
+    async fn on_queue<T, F, Fut>(&self, sub: &Subscription, call: F) -> Result<T, BusError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, BusError>>,
+    {
+        let url = self.existing_queue(&self.queue_name(&sub.name)).await?;
+        let outcome = call(url).await;
+        if matches!(outcome, Err(BusError::Missing(_))) {
+            self.forget(&sub.topic, Some(&sub.name));
+        }
+        outcome
     }
 
     async fn queue_attributes(
@@ -497,6 +536,38 @@ impl SnsSqsBus {
     }
 
     /// Sends one event to a queue, with message attributes.
+    /// Publishes `events` to the SNS topic `arn`, ten at a time.
+    async fn publish_to(&self, arn: &str, events: &[Event]) -> Result<(), BusError> {
+        for chunk in events.chunks(SQS_BATCH) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (n, event) in chunk.iter().enumerate() {
+                entries.push(
+                    aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .message(serde_json::to_string(event)?)
+                        .build()
+                        .expect("id and message are set"),
+                );
+            }
+            let published = self
+                .sns
+                .publish_batch()
+                .topic_arn(arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if let Some(failed) = published.failed().first() {
+                return Err(BusError::Unavailable(format!(
+                    "SNS did not publish an event: {} {}",
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn send(
         &self,
         url: &str,
@@ -523,6 +594,8 @@ impl Bus for SnsSqsBus {
     }
 
     async fn declare(&self, sub: &Subscription) -> Result<(), BusError> {
+        // Looked up afresh: what this bus knew may be gone from AWS.
+        self.forget(&sub.topic, Some(&sub.name));
         let name = self.queue_name(&sub.name);
         if let Some(url) = self.queue_url(&name).await? {
             if let Some(existing) = self.tagged_topic(&url).await?.filter(|t| *t != sub.topic) {
@@ -602,39 +675,28 @@ impl Bus for SnsSqsBus {
             .send()
             .await
             .map_err(unavailable)?;
+        self.vanished.found(&sub.topic);
         Ok(())
     }
 
     async fn publish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
-        let arn = self.topic_arn(topic).await?;
-        for chunk in events.chunks(SQS_BATCH) {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (n, event) in chunk.iter().enumerate() {
-                entries.push(
-                    aws_sdk_sns::types::PublishBatchRequestEntry::builder()
-                        .id(n.to_string())
-                        .message(serde_json::to_string(event)?)
-                        .build()
-                        .expect("id and message are set"),
-                );
-            }
-            let published = self
-                .sns
-                .publish_batch()
-                .topic_arn(&arn)
-                .set_publish_batch_request_entries(Some(entries))
-                .send()
-                .await
-                .map_err(unavailable)?;
-            if let Some(failed) = published.failed().first() {
-                return Err(BusError::Unavailable(format!(
-                    "SNS did not publish an event: {} {}",
-                    failed.code(),
-                    failed.message().unwrap_or_default()
-                )));
-            }
+        let known = self
+            .topic_arns
+            .lock()
+            .is_ok_and(|arns| arns.contains_key(topic));
+        if !known
+            && self.vanished.seen(topic)
+            && self.find_topic(&self.topic_name(topic)).await?.is_none()
+        {
+            self.vanished.may_recreate(topic)?;
         }
-        Ok(())
+        let arn = self.topic_arn(topic).await?;
+        self.vanished.found(topic);
+        let published = self.publish_to(&arn, events).await;
+        if matches!(published, Err(BusError::Missing(_))) {
+            self.forget(topic, None);
+        }
+        published
     }
 
     async fn receive(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
@@ -645,16 +707,14 @@ impl Bus for SnsSqsBus {
             held.drain(..count).collect::<Vec<_>>()
         };
         if messages.len() < max {
-            let url = self.existing_queue(&self.queue_name(&sub.name)).await?;
-            messages.extend(
-                self.receive_from(
-                    &url,
-                    max - messages.len(),
-                    Duration::ZERO,
-                    Some(sub.visibility_timeout),
-                )
-                .await?,
-            );
+            let more = max - messages.len();
+            let received = self
+                .on_queue(sub, |url| async move {
+                    self.receive_from(&url, more, Duration::ZERO, Some(sub.visibility_timeout))
+                        .await
+                })
+                .await?;
+            messages.extend(received);
         }
         messages.iter().map(Self::delivery).collect()
     }
@@ -667,26 +727,22 @@ impl Bus for SnsSqsBus {
         if waiting {
             return;
         }
-        let Ok(url) = self.existing_queue(&self.queue_name(&sub.name)).await else {
-            tokio::time::sleep(max_wait.min(Duration::from_secs(1))).await;
-            return;
-        };
         // A long poll; what it brings stays invisible to others until `receive` hands it out.
         let max = sub.max_in_flight.min(SQS_BATCH);
-        match self
-            .receive_from(
-                &url,
-                max,
-                max_wait.max(Duration::from_secs(1)),
-                Some(sub.visibility_timeout),
-            )
-            .await
-        {
+        let poll = max_wait.max(Duration::from_secs(1));
+        let polled = self
+            .on_queue(sub, |url| async move {
+                self.receive_from(&url, max, poll, Some(sub.visibility_timeout))
+                    .await
+            })
+            .await;
+        match polled {
             Ok(messages) => {
                 if let Ok(mut polled) = self.polled.lock() {
                     polled.entry(sub.name.clone()).or_default().extend(messages);
                 }
             }
+            // The next receive says why.
             Err(_) => tokio::time::sleep(max_wait.min(Duration::from_secs(1))).await,
         }
     }

@@ -244,6 +244,21 @@ impl ChildServer {
         self.stop();
     }
 
+    /// Stops the server, erases all it stored (a new node, a wiped volume),
+    /// and starts it again on the same port.
+    pub fn start_empty(&mut self) {
+        self.stop();
+        for entry in std::fs::read_dir(self.data.path()).expect("read the server's folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).expect("erase the server's data");
+            } else {
+                std::fs::remove_file(&path).expect("erase the server's data");
+            }
+        }
+        self.start();
+    }
+
     /// Stops the server (as SIGKILL would: no goodbye to the clients).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -12,5 +12,5 @@ pub mod previews;
 pub mod settings;
 
 pub use app::{migrate, worker};
-pub use dozen_runtime::database::MigrateSettings;
+pub use dozen_bus::ReleaseSettings;
 pub use settings::Settings;

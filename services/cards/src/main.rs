@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use cards::{MigrateSettings, Settings};
+use cards::{ReleaseSettings, Settings};
 use clap::{Parser, Subcommand};
 use dozen_bus::Process;
 use dozen_runtime::config::{load_or_exit, Env};
@@ -25,7 +25,8 @@ enum Command {
     /// Consume `message.sent` and publish cards until stopped (the `worker`
     /// process type); health, readiness and metrics on $PORT.
     Work,
-    /// Apply the database migrations embedded in this binary, then exit (the release phase).
+    /// Apply the database migrations embedded in this binary and declare the
+    /// subscriptions on the bus, then exit (the release phase).
     Migrate,
 }
 
@@ -49,8 +50,9 @@ async fn work(settings: Settings) -> anyhow::Result<()> {
     Process::run(SERVICE, &log, |shutdown| cards::worker(settings, shutdown)).await
 }
 
-async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
-    dozen_runtime::command::release_phase(SERVICE, settings, |db| async move {
+async fn migrate(settings: ReleaseSettings) -> anyhow::Result<()> {
+    let subscriptions = cards::previews::subscriptions();
+    dozen_bus::release_phase(SERVICE, settings, &subscriptions, |db| async move {
         cards::migrate(&db).await
     })
     .await

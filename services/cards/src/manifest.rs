@@ -31,4 +31,4 @@ pub fn manifest() -> Manifest {
 }
 
 #[cfg(test)]
-dozen_testing::manifest_agrees_with_settings!(manifest(), crate::Settings, crate::MigrateSettings);
+dozen_testing::manifest_agrees_with_settings!(manifest(), crate::Settings, crate::ReleaseSettings);

@@ -19,6 +19,6 @@ mod store;
 pub use app::{migrate, web, worker, AppState};
 /// `chat work` needs only what every process needs.
 pub use dozen_bus::ProcessSettings as WorkerSettings;
-pub use dozen_runtime::database::MigrateSettings;
+pub use dozen_bus::ReleaseSettings;
 pub use routes::router;
 pub use settings::{ArchiveSettings, Settings};

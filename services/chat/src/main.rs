@@ -2,7 +2,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chat::archive::{self, Destination, Plan};
-use chat::{ArchiveSettings, MigrateSettings, Settings, WorkerSettings};
+use chat::{ArchiveSettings, ReleaseSettings, Settings, WorkerSettings};
 use clap::{Parser, Subcommand};
 use dozen_bus::Process;
 use dozen_runtime::config::{load_or_exit, Env};
@@ -29,7 +29,8 @@ enum Command {
     /// Keep the user directory and attach cards until stopped (the `worker`
     /// process type); health, readiness and metrics on $PORT.
     Work,
-    /// Apply the database migrations embedded in this binary, then exit (the release phase).
+    /// Apply the database migrations embedded in this binary and declare the
+    /// subscriptions on the bus, then exit (the release phase).
     Migrate,
     /// Move messages older than a cutoff to cold storage (`ARCHIVE_URL`),
     /// then delete them here. Safe to interrupt and run again: it resumes, and nothing is lost
@@ -85,8 +86,9 @@ async fn work(settings: WorkerSettings) -> anyhow::Result<()> {
     Process::run(SERVICE, &log, |shutdown| chat::worker(settings, shutdown)).await
 }
 
-async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
-    dozen_runtime::command::release_phase(SERVICE, settings, |db| async move {
+async fn migrate(settings: ReleaseSettings) -> anyhow::Result<()> {
+    let subscriptions = chat::handlers::subscriptions();
+    dozen_bus::release_phase(SERVICE, settings, &subscriptions, |db| async move {
         chat::migrate(&db).await
     })
     .await

@@ -56,6 +56,6 @@ dozen_testing::manifest_agrees_with_settings!(
     manifest(),
     crate::Settings,
     crate::WorkerSettings,
-    crate::MigrateSettings,
+    crate::ReleaseSettings,
     crate::ArchiveSettings
 );

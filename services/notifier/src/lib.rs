@@ -11,5 +11,5 @@ pub mod settings;
 pub mod store;
 
 pub use app::{migrate, worker};
-pub use dozen_runtime::database::MigrateSettings;
+pub use dozen_bus::ReleaseSettings;
 pub use settings::{MailSettings, ReportSettings, Settings};

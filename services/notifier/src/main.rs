@@ -9,7 +9,7 @@ use dozen_runtime::database;
 use dozen_runtime::logging;
 use notifier::mail::Mailer;
 use notifier::report::Report;
-use notifier::{MigrateSettings, ReportSettings, Settings};
+use notifier::{ReleaseSettings, ReportSettings, Settings};
 
 const SERVICE: &str = "notifier";
 
@@ -31,7 +31,8 @@ enum Command {
     /// Consume events and send mail until stopped (the `worker` process type);
     /// health, readiness and metrics on $PORT.
     Work,
-    /// Apply the database migrations embedded in this binary, then exit (the release phase).
+    /// Apply the database migrations embedded in this binary and declare the
+    /// subscriptions on the bus, then exit (the release phase).
     Migrate,
     /// E-mail the counts of a period ending now to `REPORT_TO` (an admin process).
     Report {
@@ -82,8 +83,9 @@ async fn work(settings: Settings) -> anyhow::Result<()> {
     .await
 }
 
-async fn migrate(settings: MigrateSettings) -> anyhow::Result<()> {
-    dozen_runtime::command::release_phase(SERVICE, settings, |db| async move {
+async fn migrate(settings: ReleaseSettings) -> anyhow::Result<()> {
+    let subscriptions = notifier::handlers::subscriptions();
+    dozen_bus::release_phase(SERVICE, settings, &subscriptions, |db| async move {
         notifier::migrate(&db).await
     })
     .await

@@ -38,6 +38,6 @@ pub fn manifest() -> Manifest {
 dozen_testing::manifest_agrees_with_settings!(
     manifest(),
     crate::Settings,
-    crate::MigrateSettings,
+    crate::ReleaseSettings,
     crate::ReportSettings
 );

@@ -65,6 +65,13 @@ async fn test_vhost(url: &str) -> String {
         }
     }
     let name = format!("dozen-test-{now}-{}", uuid::Uuid::new_v4().simple());
+    create_vhost(url, &name).await;
+    VHOST.get_or_init(|| name).clone()
+}
+
+/// Makes the virtual host `name`, open to the URL's user.
+async fn create_vhost(url: &str, name: &str) {
+    let (http, api, user, password) = management(url);
     let created = http
         .put(format!("{api}/vhosts/{name}"))
         .basic_auth(&user, Some(&password))
@@ -80,7 +87,18 @@ async fn test_vhost(url: &str) -> String {
         .await
         .unwrap();
     assert!(allowed.status().is_success(), "grant vhost: {allowed:?}");
-    VHOST.get_or_init(|| name).clone()
+}
+
+/// Deletes the virtual host `name` with all it holds; RabbitMQ closes its connections.
+async fn delete_vhost(url: &str, name: &str) {
+    let (http, api, user, password) = management(url);
+    let deleted = http
+        .delete(format!("{api}/vhosts/{name}"))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "delete vhost: {deleted:?}");
 }
 
 async fn harness() -> Option<Harness> {
@@ -169,4 +187,69 @@ async fn a_connection_that_stops_answering_is_replaced_by_a_new_one() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(numbers.contains(&1) && numbers.contains(&3), "{numbers:?}");
+}
+
+/// A harness on a virtual host of the test's own, which it may delete.
+async fn own_vhost() -> Option<(String, String, Harness)> {
+    let server = dozen_testing::required_server("TEST_AMQP_URL", "RabbitMQ")?;
+    let vhost = format!(
+        "dozen-test-{}-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        uuid::Uuid::new_v4().simple()
+    );
+    create_vhost(&server, &vhost).await;
+    let url: dozen_bus::BusUrl = format!("{}/{vhost}", server.trim_end_matches('/'))
+        .parse()
+        .unwrap();
+    let harness = Harness {
+        bus: dozen_bus::connect(&url).await.unwrap(),
+        url,
+        features: RABBITMQ,
+        _keep: None,
+    };
+    Some((server, vhost, harness))
+}
+
+/// The virtual host deleted and made anew (a node reset, a lost volume):
+/// exchanges, queues and bindings are gone while a consumer runs and a relay publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_recovers_from_rabbitmq_losing_every_exchange_and_queue() {
+    let Some((server, vhost, harness)) = own_vhost().await else {
+        return;
+    };
+    let forget: crate::suite::Forget = Box::new(move |_subscription| {
+        Box::pin(async move {
+            delete_vhost(&server, &vhost).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            create_vhost(&server, &vhost).await;
+        })
+    });
+    crate::suite::the_broker_forgetting_loses_no_event_committed_after(&harness, forget, false)
+        .await;
+}
+
+/// The subscription's queue deleted by hand: RabbitMQ returns what no queue
+/// takes, so the publisher waits for the consumer to declare it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_recovers_from_a_subscription_queue_deleted_on_rabbitmq() {
+    let Some((server, vhost, harness)) = own_vhost().await else {
+        return;
+    };
+    let forget: crate::suite::Forget = Box::new(move |subscription| {
+        Box::pin(async move {
+            let (http, api, user, password) = management(&server);
+            let deleted = http
+                .delete(format!("{api}/queues/{vhost}/dozen.sub.{subscription}"))
+                .basic_auth(&user, Some(&password))
+                .send()
+                .await
+                .unwrap();
+            assert!(deleted.status().is_success(), "delete queue: {deleted:?}");
+        })
+    });
+    crate::suite::the_broker_forgetting_loses_no_event_committed_after(&harness, forget, false)
+        .await;
 }

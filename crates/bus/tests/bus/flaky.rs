@@ -16,6 +16,9 @@ pub struct FlakyBus {
     inner: Arc<dyn Bus>,
     /// Every call fails as if the bus were unreachable.
     pub down: AtomicBool,
+    /// The broker answers, but has lost the subscriptions and refuses to
+    /// make them again (infrastructure-made queues that were deleted).
+    pub subscriptions_lost: AtomicBool,
     /// The next publish goes through but reports failure, as when the
     /// connection drops before the broker's confirmation arrives.
     pub lose_next_confirm: AtomicBool,
@@ -26,6 +29,7 @@ impl FlakyBus {
         Self {
             inner,
             down: AtomicBool::new(false),
+            subscriptions_lost: AtomicBool::new(false),
             lose_next_confirm: AtomicBool::new(false),
         }
     }
@@ -47,6 +51,11 @@ impl Bus for FlakyBus {
     }
     async fn declare(&self, subscription: &Subscription) -> Result<(), BusError> {
         self.check()?;
+        if self.subscriptions_lost.load(Ordering::SeqCst) {
+            return Err(BusError::Backend(
+                "injected: the queue cannot be made".into(),
+            ));
+        }
         self.inner.declare(subscription).await
     }
     async fn publish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
@@ -59,6 +68,9 @@ impl Bus for FlakyBus {
     }
     async fn receive(&self, s: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
         self.check()?;
+        if self.subscriptions_lost.load(Ordering::SeqCst) {
+            return Err(BusError::Missing(format!("injected: no queue {}", s.name)));
+        }
         self.inner.receive(s, max).await
     }
     async fn wait(&self, s: &Subscription, max_wait: Duration) {

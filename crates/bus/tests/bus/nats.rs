@@ -63,3 +63,33 @@ async fn the_bus_survives_a_nats_restart_mid_stream() {
     let url = format!("nats://127.0.0.1:{}", server.port());
     crate::suite::broker_restart_on(server, url, NATS, dozen_testing::ChildServer::stop).await;
 }
+
+/// A NATS server of the test's own, restarted on an empty store (a new node,
+/// a wiped volume) while a consumer runs and a relay publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_recovers_from_a_nats_server_that_restarts_with_nothing_stored() {
+    let Some(server) = dozen_testing::ChildServer::nats() else {
+        return;
+    };
+    let url: dozen_bus::BusUrl = format!("nats://127.0.0.1:{}", server.port())
+        .parse()
+        .unwrap();
+    let harness = Harness {
+        bus: dozen_bus::connect(&url).await.unwrap(),
+        url,
+        features: NATS,
+        _keep: None,
+    };
+    let server = std::sync::Arc::new(std::sync::Mutex::new(server));
+    // The test keeps the server alive after the restart.
+    let _running = server.clone();
+    let forget: crate::suite::Forget = Box::new(move |_subscription| {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || server.lock().unwrap().start_empty())
+                .await
+                .unwrap();
+        })
+    });
+    crate::suite::the_broker_forgetting_loses_no_event_committed_after(&harness, forget, false)
+        .await;
+}

@@ -93,3 +93,68 @@ async fn with_creation_off_the_bus_uses_existing_resources_and_creates_none() {
     );
     finding.ack(&sub, &got[0]).await.unwrap();
 }
+
+/// A moto server of the test's own, restarted (it keeps nothing): every
+/// topic, queue and subscription is gone while a consumer runs and a relay publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_recovers_from_aws_losing_every_topic_and_queue() {
+    let Some(server) = dozen_testing::ChildServer::moto() else {
+        return;
+    };
+    if dozen_testing::required_server("TEST_SNS_SQS_URL", "SNS+SQS").is_none() {
+        return; // the AWS credentials for the stand-in come with it
+    }
+    let url: dozen_bus::BusUrl = format!(
+        "sns+sqs://?region=us-east-1&endpoint=http://127.0.0.1:{}",
+        server.port()
+    )
+    .parse()
+    .unwrap();
+    let harness = Harness {
+        bus: dozen_bus::connect(&url).await.unwrap(),
+        url,
+        features: SNS_SQS,
+        _keep: None,
+    };
+    let server = std::sync::Arc::new(std::sync::Mutex::new(server));
+    // The test keeps the server alive after the restart.
+    let _running = server.clone();
+    let forget: crate::suite::Forget = Box::new(move |_subscription| {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || server.lock().unwrap().start_empty())
+                .await
+                .unwrap();
+        })
+    });
+    crate::suite::the_broker_forgetting_loses_no_event_committed_after(&harness, forget, false)
+        .await;
+}
+
+/// The subscription's SQS queue deleted by hand: the consumer makes it again
+/// (and SNS delivers to it again). What SNS sent meanwhile went nowhere: the
+/// events committed once the consumer is back all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bus_recovers_from_a_subscription_queue_deleted_on_sqs() {
+    let Some(h) = harness().await else {
+        return;
+    };
+    let config = dozen_bus::sns_sqs_config(h.url.expose()).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let prefix = h.url.expose().split("prefix=").nth(1).unwrap().to_owned();
+    let forget: crate::suite::Forget = Box::new(move |subscription| {
+        Box::pin(async move {
+            let name = format!("{prefix}{}", dozen_bus::names::token(&subscription));
+            let url = sqs
+                .get_queue_url()
+                .queue_name(&name)
+                .send()
+                .await
+                .unwrap()
+                .queue_url()
+                .unwrap()
+                .to_owned();
+            sqs.delete_queue().queue_url(url).send().await.unwrap();
+        })
+    });
+    crate::suite::the_broker_forgetting_loses_no_event_committed_after(&h, forget, true).await;
+}

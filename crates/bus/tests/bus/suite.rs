@@ -83,6 +83,7 @@ macro_rules! conformance_suite {
             ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_no_effect,
             operations_list_show_redrive_and_purge_dead_letters,
             declaring_is_idempotent_and_a_name_cannot_change_topic,
+            a_consumer_that_cannot_take_events_makes_its_process_unready_until_it_can,
         );
     };
     (@tests $harness:path; $($test:ident),* $(,)?) => {
@@ -1102,4 +1103,168 @@ pub async fn broker_restart_on(
     tokio::time::timeout(Duration::from_secs(300), run)
         .await
         .expect("the restart test finished within 5 minutes");
+}
+
+/// A worker whose consumer cannot take events (its subscription is gone and
+/// cannot be made again) answers `/readyz` with 503 and says which, though
+/// the bus itself answers; once the subscription is back it is ready, and
+/// the event waiting for it is handled.
+pub async fn a_consumer_that_cannot_take_events_makes_its_process_unready_until_it_can(
+    h: &Harness,
+) {
+    use dozen_runtime::config::{Env, FromEnv};
+    use dozen_runtime::http::{HttpSettings, Readiness};
+
+    let topic = unique("topic");
+    let sub = quick(h, &unique("sub"), &topic);
+    h.bus.declare(&sub).await.unwrap();
+    let flaky = Arc::new(FlakyBus::new(h.another_bus().await));
+    flaky.subscriptions_lost.store(true, Ordering::SeqCst);
+    let (_db, pool) = effects_database().await;
+    let shutdown = Shutdown::new();
+    let backing = dozen_bus::Backing {
+        db: pool.clone(),
+        bus: flaky.clone(),
+        metrics: dozen_runtime::metrics::Metrics::new(),
+        readiness: Readiness::new(shutdown.clone()).with_ping(
+            "bus",
+            flaky.clone(),
+            |bus| async move { bus.ping().await },
+        ),
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let work = dozen_bus::Work {
+        consumers: vec![Consumer::new(
+            flaky.clone(),
+            sub.clone(),
+            effect_once(pool.clone(), sub.name.clone(), calls.clone()),
+        )],
+        ..Default::default()
+    };
+    let http = HttpSettings::from_env(&Env::from_pairs([("PORT", "0")])).unwrap();
+    let info = dozen_runtime::ServiceInfo::new("worker", "0", "test");
+    let process = dozen_bus::Process::bind(info, &http, backing, work, shutdown.clone())
+        .await
+        .unwrap();
+    let readyz = format!("http://127.0.0.1:{}/readyz", process.port());
+    let running = tokio::spawn(process.run_until_stopped());
+    let readiness = || async {
+        let answer = reqwest::get(&readyz).await.unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json::<serde_json::Value>().await.unwrap())
+    };
+
+    eventually(Duration::from_secs(10), "readiness to fail", || async {
+        readiness().await.0 == 503
+    })
+    .await;
+    let (_, body) = readiness().await;
+    assert_eq!(body["checks"]["bus"], "ok", "the bus answers: {body}");
+    let consumers = body["checks"]["consumers"].as_str().unwrap();
+    assert!(
+        consumers.starts_with("failing") && consumers.contains(&sub.name),
+        "{body}"
+    );
+
+    h.bus.publish(&topic, &[probe(1)]).await.unwrap();
+    flaky.subscriptions_lost.store(false, Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(30),
+        "ready again, the event handled",
+        || async { readiness().await.0 == 200 && effects(&pool).await.1 == 1 },
+    )
+    .await;
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+}
+
+/// What makes a broker forget: it restarts on an empty store, its vhost is
+/// made anew, a subscription's queue is deleted. It gets the subscription's name.
+pub type Forget =
+    Box<dyn FnOnce(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// The broker forgets while a consumer runs and a producer's outbox relay
+/// publishes: the consumer declares its subscription again, its health says
+/// it cannot take events meanwhile, and every event committed before or after
+/// the loss takes effect once. (What the broker held when it forgot is gone
+/// with it; the test waits for the first events to be handled before.)
+///
+/// `gap`: the backend loses what is published between the loss and the
+/// consumer's declaring again (SNS sends to a deleted SQS queue into the
+/// void), so the later events are committed once the consumer is back.
+pub async fn the_broker_forgetting_loses_no_event_committed_after(
+    h: &Harness,
+    forget: Forget,
+    gap: bool,
+) {
+    let topic = unique("topic");
+    let sub = quick(h, &unique("sub"), &topic);
+    h.bus.declare(&sub).await.unwrap();
+    let (_producer_db, producer) = effects_database().await;
+    let (_consumer_db, consumer_db) = effects_database().await;
+    let outbox = Outbox::new();
+    let relay_stop = Shutdown::new();
+    let relay = tokio::spawn(
+        outbox
+            .relay(producer.clone(), h.another_bus().await)
+            .run(relay_stop.clone()),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let consumer = Consumer::new(
+        h.another_bus().await,
+        sub.clone(),
+        effect_once(consumer_db.clone(), sub.name.clone(), calls),
+    );
+    let health = consumer.health();
+    let consumer_stop = Shutdown::new();
+    let consuming = tokio::spawn(consumer.run(consumer_stop.clone()));
+
+    commit_probes(&producer, &outbox, &topic, 0..10).await;
+    eventually(Duration::from_secs(30), "the first ten effects", || async {
+        effects(&consumer_db).await.1 == 10
+    })
+    .await;
+
+    let unhealthy = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (health, unhealthy) = (health.clone(), unhealthy.clone());
+        tokio::spawn(async move {
+            loop {
+                if health.problem().is_some() {
+                    unhealthy.store(true, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    forget(sub.name.clone()).await;
+    if gap {
+        eventually(Duration::from_secs(60), "the consumer back", || async {
+            unhealthy.load(Ordering::SeqCst) && health.problem().is_none()
+        })
+        .await;
+    }
+    commit_probes(&producer, &outbox, &topic, 10..30).await;
+    eventually(
+        Duration::from_secs(90),
+        "every event committed after the loss to take effect",
+        || async { effects(&consumer_db).await.1 == 30 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        effects(&consumer_db).await,
+        (30, 30),
+        "none twice in effect"
+    );
+    watcher.abort();
+    assert!(
+        unhealthy.load(Ordering::SeqCst),
+        "the consumer said it could not take events meanwhile"
+    );
+    assert_eq!(health.problem(), None, "and says it can now");
+    consumer_stop.trigger();
+    consuming.await.unwrap();
+    relay_stop.trigger();
+    relay.await.unwrap();
 }

@@ -304,3 +304,32 @@ on_both_stacks!(
     signup_message_card_and_mention_run_end_to_end,
     a_notifier_killed_mid_burst_of_200_signups_sends_every_welcome_mail_and_repeats_only_those_it_was_sending,
 );
+
+/// NATS restarted on an empty store while the system runs: the streams and
+/// consumers are gone. The workers declare their subscriptions again, every
+/// process is ready again, and the next signup gets its welcome mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_nats_restarts_with_nothing_stored_the_next_signup_still_gets_its_welcome_mail() {
+    let Some(mut system) = System::start(Stack::PostgresNats, "").await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let maildir = system.maildir();
+    sign_up(&client, &system, "alice").await;
+    wait_for_mails(&maildir, 1, WAIT).await;
+
+    system.restart_nats_with_nothing_stored();
+    sign_up(&client, &system, "bob").await;
+    let deadline = Instant::now() + WAIT;
+    while !mails_in(&maildir).iter().any(|m| to(m, "bob@example.com")) {
+        assert!(
+            Instant::now() < deadline,
+            "no welcome mail for bob:\n{}",
+            system.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for process in Process::ALL {
+        system.wait_ready(process).await;
+    }
+}

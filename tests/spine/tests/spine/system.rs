@@ -232,6 +232,15 @@ impl System {
         }
     }
 
+    /// Restarts the NATS server on an empty store (a new node, a wiped
+    /// volume); the PostgreSQL + NATS stack only.
+    pub fn restart_nats_with_nothing_stored(&mut self) {
+        self._nats
+            .as_mut()
+            .expect("a NATS server (the PostgreSQL + NATS stack)")
+            .start_empty();
+    }
+
     /// The `DATABASE_URL` of `service`.
     pub fn database_url(&self, service: &str) -> &str {
         &self.env[service]["DATABASE_URL"]
