@@ -34,6 +34,21 @@ pub async fn remember_user<'e>(
     Ok(())
 }
 
+/// Records `id → username` unless chat knows `id` already: what a token
+/// accounts signed says, until (or in case) the signup event arrives.
+pub async fn learn_user<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: &str,
+    username: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO users (id, username) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+        .bind(id)
+        .bind(username)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn username(db: &AnyPool, id: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
         .bind(id)

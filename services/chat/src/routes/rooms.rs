@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use dozen_auth::Authenticated;
+use dozen_auth::{Authenticated, Claims};
 use dozen_runtime::http::{ApiError, FieldErrors};
 use serde::Deserialize;
 
@@ -51,6 +51,7 @@ pub(crate) async fn create(
         ));
     }
     tracing::info!(room_id = %id, "room created");
+    learn_member(&state, &claims).await?;
     Ok((
         StatusCode::CREATED,
         Json(detail(&state, &claims.sub, &id).await?),
@@ -90,7 +91,17 @@ pub(crate) async fn join(
         return Err(ApiError::not_found("no room has that id"));
     }
     store::join(&state.db, &id, &claims.sub).await?;
+    learn_member(&state, &claims).await?;
     Ok(Json(detail(&state, &claims.sub, &id).await?))
+}
+
+/// A member whose signup event has not reached chat (yet, or ever: a lost
+/// event) is known by the name in their token, so others can mention them.
+async fn learn_member(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    if let Some(username) = &claims.preferred_username {
+        store::learn_user(&state.db, &claims.sub, username).await?;
+    }
+    Ok(())
 }
 
 async fn detail(state: &AppState, viewer: &str, id: &str) -> Result<RoomDetail, ApiError> {

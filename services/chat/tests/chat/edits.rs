@@ -13,10 +13,14 @@ const WAIT: Duration = Duration::from_secs(20);
 
 async fn the_author_edits_a_message_everywhere_it_shows_and_no_one_else_may(backend: Backend) {
     let chat = spawn_chat(backend).await;
-    let (alice, bob, mallory) = (chat.user("alice"), chat.user("bob"), chat.user("mallory"));
+    let (alice, bob, carol) = (chat.user("alice"), chat.user("bob"), chat.user("carol"));
+    let mallory = chat.user("mallory");
     let mut edits = Listener::<MessageEdited>::start(&chat, "test.message_edited").await;
     let room = chat.room(&alice, "general").await;
     chat.join(&room, &bob).await;
+    // Only members are mentioned: carol is one, known by her token (her
+    // signup event has not reached chat), so the edit may mention her.
+    chat.join(&room, &carol).await;
     let sent = chat
         .say(&room, &alice, "see https://old.example/ @bob")
         .await;
