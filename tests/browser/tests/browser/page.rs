@@ -137,11 +137,21 @@ impl Browser {
 
     /// Types into `css` (WebDriver keys: [`ENTER`], [`SHIFT`]…).
     pub async fn type_into(&self, css: &str, keys: &str) {
-        self.find(css).await.send_keys(keys).await.unwrap();
+        loop {
+            match self.find(css).await.send_keys(keys).await {
+                Err(error) if is_stale(&error) => continue,
+                done => return done.unwrap(),
+            }
+        }
     }
 
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        loop {
+            match self.find(css).await.click().await {
+                Err(error) if is_stale(&error) => continue,
+                done => return done.unwrap(),
+            }
+        }
     }
 
     /// Clicks the link or button whose text (or accessible name) is `text`.
@@ -153,8 +163,10 @@ impl Browser {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok(element) = self.client.find(Locator::XPath(&xpath)).await {
-                element.click().await.unwrap();
-                return;
+                match element.click().await {
+                    Err(error) if is_stale(&error) => continue,
+                    done => return done.unwrap(),
+                }
             }
             assert!(
                 Instant::now() < deadline,
@@ -309,4 +321,15 @@ fn xpath_literal(text: &str) -> String {
     }
     let parts: Vec<String> = text.split('\'').map(|p| format!("'{p}'")).collect();
     format!("concat({})", parts.join(", \"'\", "))
+}
+
+/// The element was found, then replaced before it was used: the page
+/// renders a message again in place when the server's copy arrives (a live
+/// edit, a card). Finding it again is right.
+fn is_stale(error: &fantoccini::error::CmdError) -> bool {
+    matches!(
+        error,
+        fantoccini::error::CmdError::Standard(e)
+            if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+    )
 }
