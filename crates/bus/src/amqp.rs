@@ -1,6 +1,7 @@
 //! `amqp://user:pass@host:port/vhost` (or `amqps://`): RabbitMQ.
 //!
-//! Mapping, native rather than emulated:
+//! Mapping, native rather than emulated (names as without a namespace; with
+//! `namespace=<ns>` in the URL, `dozen` becomes `dozen-<ns>` in every one):
 //! - a **topic** is a durable fanout exchange `dozen.topic.<topic>`. An
 //!   exchange per topic (not one exchange with routing keys) lets RabbitMQ's
 //!   permissions, which match resource names, give each service the right to
@@ -75,21 +76,44 @@ fn unavailable(error: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(error.to_string())
 }
 
-fn topic_exchange(topic: &str) -> String {
-    format!("dozen.topic.{topic}")
+/// Every name this bus gives the broker, under its root: `dozen`, or
+/// `dozen-<namespace>` with a namespace in the URL, so that systems sharing a
+/// vhost share nothing.
+#[derive(Debug, Clone)]
+struct Names {
+    root: String,
 }
 
-fn queue(subscription: &str) -> String {
-    format!("dozen.sub.{subscription}")
-}
+impl Names {
+    fn new(namespace: Option<&str>) -> Self {
+        let root = match namespace {
+            Some(namespace) => format!("dozen-{namespace}"),
+            None => "dozen".to_owned(),
+        };
+        Self { root }
+    }
 
-fn retry_queue(subscription: &str) -> String {
-    format!("dozen.retry.{subscription}")
-}
+    fn topic_exchange(&self, topic: &str) -> String {
+        format!("{}.topic.{topic}", self.root)
+    }
 
-/// The dead-letter exchange and its queue share this name.
-fn dead_queue(subscription: &str) -> String {
-    format!("dozen.dead.{subscription}")
+    fn queue(&self, subscription: &str) -> String {
+        format!("{}.sub.{subscription}", self.root)
+    }
+
+    /// The subscription a queue of this bus is for, if it is one.
+    fn subscription_of<'a>(&self, queue: &'a str) -> Option<&'a str> {
+        queue.strip_prefix(&self.root)?.strip_prefix(".sub.")
+    }
+
+    fn retry_queue(&self, subscription: &str) -> String {
+        format!("{}.retry.{subscription}", self.root)
+    }
+
+    /// Also the name of its exchange.
+    fn dead_queue(&self, subscription: &str) -> String {
+        format!("{}.dead.{subscription}", self.root)
+    }
 }
 
 fn durable_queue() -> QueueDeclareOptions {
@@ -403,6 +427,7 @@ pub struct AmqpBus {
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
     feeds: Mutex<HashMap<String, Arc<Feed>>>,
     next_feed: AtomicU64,
+    names: Names,
     /// Topics whose exchange this bus has declared.
     exchanges: Mutex<HashSet<String>>,
     /// Topics this bus published to, and those it found gone since.
@@ -438,7 +463,8 @@ impl Drop for AmqpBus {
 
 impl AmqpBus {
     /// Checks the URL; connects on first use (and again after a lost connection).
-    pub fn connect(url: &str) -> Result<Self, BusError> {
+    /// Its names are under `namespace`, if any.
+    pub fn connect(url: &str, namespace: Option<&str>) -> Result<Self, BusError> {
         let uri: AMQPUri = url.parse().map_err(|error| {
             BusError::Backend(format!("BUS_URL is not a valid AMQP URL: {error}"))
         })?;
@@ -458,6 +484,7 @@ impl AmqpBus {
             })
         };
         Ok(Self {
+            names: Names::new(namespace),
             url: url.to_owned(),
             management: Management::from_uri(url, &uri),
             link: tokio::sync::Mutex::default(),
@@ -554,7 +581,7 @@ impl AmqpBus {
             stalled: self.stalled.clone(),
             prefetch,
             channel,
-            queue: queue(&sub.name),
+            queue: self.names.queue(&sub.name),
             visibility: sub.visibility_timeout,
             state: Mutex::default(),
             arrived: Notify::new(),
@@ -597,7 +624,7 @@ impl AmqpBus {
         let found = bounded(
             &self.stalled,
             channel.exchange_declare(
-                topic_exchange(topic).as_str().into(),
+                self.names.topic_exchange(topic).as_str().into(),
                 ExchangeKind::Fanout,
                 ExchangeDeclareOptions {
                     passive: true,
@@ -711,7 +738,7 @@ impl AmqpBus {
         while let Some(message) = bounded(
             &self.stalled,
             channel.basic_get(
-                dead_queue(subscription).as_str().into(),
+                self.names.dead_queue(subscription).as_str().into(),
                 BasicGetOptions { no_ack: false },
             ),
         )
@@ -765,7 +792,7 @@ impl Bus for AmqpBus {
     async fn declare_topic(&self, topic: &str) -> Result<(), BusError> {
         let channel = self.channel().await?;
         let declared = self
-            .declare_exchange(&channel, &topic_exchange(topic))
+            .declare_exchange(&channel, &self.names.topic_exchange(topic))
             .await;
         self.close(channel).await;
         declared
@@ -774,9 +801,9 @@ impl Bus for AmqpBus {
     async fn declare(&self, sub: &Subscription) -> Result<(), BusError> {
         let channel = self.channel().await?;
         let declared = async {
-            self.declare_exchange(&channel, &topic_exchange(&sub.topic))
+            self.declare_exchange(&channel, &self.names.topic_exchange(&sub.topic))
                 .await?;
-            let dead = dead_queue(&sub.name);
+            let dead = self.names.dead_queue(&sub.name);
             self.declare_exchange(&channel, &dead).await?;
             bounded(
                 &self.stalled,
@@ -794,7 +821,7 @@ impl Bus for AmqpBus {
                 ),
             )
             .await?;
-            let main = queue(&sub.name);
+            let main = self.names.queue(&sub.name);
             let arguments = table([
                 ("x-queue-type", text("quorum")),
                 ("x-dead-letter-exchange", text(&dead)),
@@ -818,7 +845,7 @@ impl Bus for AmqpBus {
             bounded(
                 &self.stalled,
                 channel.queue_declare(
-                    retry_queue(&sub.name).as_str().into(),
+                    self.names.retry_queue(&sub.name).as_str().into(),
                     durable_queue(),
                     table([
                         ("x-dead-letter-exchange", text("")),
@@ -831,7 +858,7 @@ impl Bus for AmqpBus {
                 &self.stalled,
                 channel.queue_bind(
                     main.as_str().into(),
-                    topic_exchange(&sub.topic).as_str().into(),
+                    self.names.topic_exchange(&sub.topic).as_str().into(),
                     "".into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
@@ -863,7 +890,7 @@ impl Bus for AmqpBus {
             messages.push((serde_json::to_vec(event)?, persistent(event)));
         }
         let routed = self
-            .publish_routed(&topic_exchange(topic), "", messages, true)
+            .publish_routed(&self.names.topic_exchange(topic), "", messages, true)
             .await;
         match routed {
             Ok(true) => {
@@ -974,7 +1001,7 @@ impl Bus for AmqpBus {
             ]));
         self.publish_confirmed(
             "",
-            &retry_queue(&sub.name),
+            &self.names.retry_queue(&sub.name),
             [(serde_json::to_vec(&delivery.event)?, properties)],
         )
         .await?;
@@ -997,7 +1024,7 @@ impl Bus for AmqpBus {
             ("dozen-dead-at", text(&dozen_runtime::clock::now_rfc3339())),
         ]));
         self.publish_confirmed(
-            &dead_queue(&sub.name),
+            &self.names.dead_queue(&sub.name),
             "",
             [(serde_json::to_vec(&delivery.event)?, properties)],
         )
@@ -1019,7 +1046,7 @@ impl Bus for AmqpBus {
             for queue_info in listed {
                 let Some(name) = queue_info["name"]
                     .as_str()
-                    .and_then(|n| n.strip_prefix("dozen.sub."))
+                    .and_then(|n| self.names.subscription_of(n))
                 else {
                     continue;
                 };
@@ -1027,11 +1054,11 @@ impl Bus for AmqpBus {
                     .as_str()
                     .unwrap_or_default();
                 // A subscription deleted meanwhile is simply not listed.
-                let Ok(ready) = self.queue_depth(&channel, &queue(name)).await else {
+                let Ok(ready) = self.queue_depth(&channel, &self.names.queue(name)).await else {
                     continue;
                 };
                 let retrying = self
-                    .queue_depth(&channel, &retry_queue(name))
+                    .queue_depth(&channel, &self.names.retry_queue(name))
                     .await
                     .unwrap_or(0);
                 stats.push(SubscriptionStats {
@@ -1040,7 +1067,7 @@ impl Bus for AmqpBus {
                     depth: ready + retrying,
                     in_flight: queue_info["messages_unacknowledged"].as_u64().unwrap_or(0),
                     dead_letters: self
-                        .queue_depth(&channel, &dead_queue(name))
+                        .queue_depth(&channel, &self.names.dead_queue(name))
                         .await
                         .unwrap_or(0),
                 });
@@ -1083,7 +1110,7 @@ impl Bus for AmqpBus {
                 // Straight into the subscription's queue, attempts afresh.
                 self.publish_confirmed(
                     "",
-                    &queue(subscription),
+                    &self.names.queue(subscription),
                     [(
                         serde_json::to_vec(&letter.event)?,
                         persistent(&letter.event),
@@ -1115,7 +1142,7 @@ impl Bus for AmqpBus {
                 return bounded(
                     &self.stalled,
                     channel.queue_purge(
-                        dead_queue(subscription).as_str().into(),
+                        self.names.dead_queue(subscription).as_str().into(),
                         QueuePurgeOptions::default(),
                     ),
                 )

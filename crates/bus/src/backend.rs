@@ -89,6 +89,13 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     /// without subscriptions drops them, as a broker's topic would.
     async fn publish(&self, topic: &str, events: &[Event]) -> Result<(), BusError>;
 
+    /// Publishes events already published once (an operator's republish), as
+    /// [`Bus::publish`] does but past any duplicate window the broker keeps:
+    /// the subscriptions that handled them absorb them in their inbox.
+    async fn republish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
+        self.publish(topic, events).await
+    }
+
     /// Takes up to `max` visible events; each stays invisible to other
     /// consumers for the visibility timeout unless acknowledged first.
     /// Returns quickly (it may be empty): use [`Bus::wait`] to idle.

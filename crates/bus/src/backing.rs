@@ -10,6 +10,7 @@ use dozen_runtime::shutdown::Shutdown;
 use sqlx::AnyPool;
 
 use crate::backend::{Bus, BusError};
+use crate::outbox::{Outbox, Relay};
 use crate::process::ProcessSettings;
 
 /// Why the backing services cannot be attached (a URL is unusable).
@@ -29,6 +30,8 @@ pub struct Backing {
     pub metrics: Metrics,
     /// Checking the database and the bus; add the service's own checks to it.
     pub readiness: Readiness,
+    /// How long the relay keeps published events (`OUTBOX_RETENTION`).
+    pub outbox_retention: std::time::Duration,
 }
 
 impl Backing {
@@ -51,7 +54,16 @@ impl Backing {
             bus,
             metrics,
             readiness,
+            outbox_retention: settings.bus.outbox_retention,
         })
+    }
+
+    /// The relay of `outbox`: from this process's database to its bus,
+    /// keeping what it published for `OUTBOX_RETENTION`.
+    pub fn relay(&self, outbox: &Outbox) -> Relay {
+        outbox
+            .relay(self.db.clone(), self.bus.clone())
+            .retention(self.outbox_retention)
     }
 }
 

@@ -43,7 +43,8 @@
 //!
 //! Publish through the transactional [`outbox`]: write the event in the same
 //! transaction as the state change; the [`outbox::Relay`] publishes it after
-//! the commit and retries while the bus is down.
+//! the commit and retries while the bus is down, and keeps what it published
+//! for a while, which [`republish`] sends again after a broker lost events.
 
 #[cfg(feature = "amqp")]
 mod amqp;
@@ -58,6 +59,7 @@ pub mod names;
 mod nats;
 pub mod outbox;
 mod process;
+pub mod republish;
 mod settings;
 #[cfg(feature = "sns-sqs")]
 mod sns_sqs;

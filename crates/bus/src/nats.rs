@@ -1,6 +1,8 @@
 //! `nats://host:port`: NATS JetStream.
 //!
-//! Mapping, native rather than emulated:
+//! Mapping, native rather than emulated (names as without a namespace; with
+//! `namespace=<ns>` in the URL, `dozen` becomes `dozen-<ns>` and `DOZEN`
+//! `DOZEN-<NS>` in every one of them):
 //! - a **topic** is a stream `DOZEN_<topic>` with interest retention over the
 //!   subjects `dozen.<topic>.>`: an event stays until every subscription that
 //!   existed when it was published has acknowledged it, and a topic without
@@ -48,7 +50,6 @@ use crate::sql::Wakers;
 use crate::subscription::Subscription;
 use crate::vanished::Vanished;
 
-const DEAD_STREAM: &str = "DOZEN_DEAD_LETTERS";
 /// The longest a pull may take.
 const PULL_BOUND: Duration = Duration::from_secs(5);
 /// Idle consumers look again this often, for retries and expired deliveries.
@@ -59,6 +60,7 @@ const RECHECK: Duration = Duration::from_millis(250);
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
+    names: Names,
     wakers: Arc<Wakers>,
     /// Topics whose stream this bus has made sure of.
     streams: Mutex<HashSet<String>>,
@@ -79,8 +81,67 @@ fn unavailable(error: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(error.to_string())
 }
 
-fn stream_name(topic: &str) -> String {
-    format!("DOZEN_{}", token(topic))
+/// Every name this bus gives the server, under its root: `dozen`, or
+/// `dozen-<namespace>` with a namespace in the URL, so that systems sharing a
+/// server share nothing (a root is never a prefix of another's names).
+#[derive(Debug, Clone)]
+struct Names {
+    root: String,
+}
+
+impl Names {
+    fn new(namespace: Option<&str>) -> Self {
+        let root = match namespace {
+            Some(namespace) => format!("dozen-{namespace}"),
+            None => "dozen".to_owned(),
+        };
+        Self { root }
+    }
+
+    /// `DOZEN_<topic>` (`DOZEN-<NAMESPACE>_<topic>`).
+    fn stream(&self, topic: &str) -> String {
+        format!("{}_{}", self.root.to_uppercase(), token(topic))
+    }
+
+    fn dead_stream(&self) -> String {
+        format!("{}_DEAD_LETTERS", self.root.to_uppercase())
+    }
+
+    /// Whether `stream` is a topic stream of this bus.
+    fn is_topic_stream(&self, stream: &str) -> bool {
+        stream.starts_with(&format!("{}_", self.root.to_uppercase()))
+            && stream != self.dead_stream()
+    }
+
+    /// `dozen.<topic>.>`: every subject of a topic's stream.
+    fn topic_subjects(&self, topic: &str) -> String {
+        format!("{}.{}.>", self.root, token(topic))
+    }
+
+    fn publish_subject(&self, topic: &str) -> String {
+        format!("{}.{}.all", self.root, token(topic))
+    }
+
+    /// What a redrive to one subscription of `topic` is published to, less the subscription.
+    fn redrive_prefix(&self, topic: &str) -> String {
+        format!("{}.{}.to.", self.root, token(topic))
+    }
+
+    fn dead_subject(&self, subscription: &str) -> String {
+        format!("{}_dead.{}", self.root, token(subscription))
+    }
+
+    fn dead_subjects(&self) -> String {
+        format!("{}_dead.>", self.root)
+    }
+
+    fn wake_subject(&self, topic: &str) -> String {
+        format!("{}_wake.{topic}", self.root)
+    }
+
+    fn wake_prefix(&self) -> String {
+        format!("{}_wake.", self.root)
+    }
 }
 
 fn description(topic: &str) -> String {
@@ -98,8 +159,9 @@ fn topic_of(description: Option<&str>) -> Option<String> {
 
 impl NatsBus {
     /// Connects to `nats://host:port`; the client reconnects on its own after a
-    /// lost connection.
-    pub async fn connect(url: &str) -> Result<Self, BusError> {
+    /// lost connection. Its names are under `namespace`, if any.
+    pub async fn connect(url: &str, namespace: Option<&str>) -> Result<Self, BusError> {
+        let names = Names::new(namespace);
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
@@ -110,11 +172,12 @@ impl NatsBus {
         let wakers = Arc::new(Wakers::default());
         let watcher = {
             let (client, wakers) = (client.clone(), wakers.clone());
+            let prefix = names.wake_prefix();
             tokio::spawn(async move {
                 loop {
-                    if let Ok(mut wakes) = client.subscribe("dozen_wake.>").await {
+                    if let Ok(mut wakes) = client.subscribe(format!("{prefix}>")).await {
                         while let Some(message) = wakes.next().await {
-                            if let Some(topic) = message.subject.strip_prefix("dozen_wake.") {
+                            if let Some(topic) = message.subject.strip_prefix(prefix.as_str()) {
                                 wakers.wake(topic);
                             }
                         }
@@ -126,6 +189,7 @@ impl NatsBus {
         Ok(Self {
             client,
             js,
+            names,
             wakers,
             streams: Mutex::default(),
             vanished: Vanished::default(),
@@ -134,12 +198,71 @@ impl NatsBus {
         })
     }
 
+    /// Publishes `events`, each with the `Nats-Msg-Id` `message_id` gives it.
+    async fn publish_as(
+        &self,
+        topic: &str,
+        events: &[Event],
+        message_id: impl Fn(&Event) -> String,
+    ) -> Result<(), BusError> {
+        // Without its stream, JetStream refuses the publish; with it and no
+        // subscriptions, interest retention keeps nothing: the contract's "dropped".
+        let known = self.streams.lock().is_ok_and(|s| s.contains(topic));
+        if !known {
+            if self.vanished.seen(topic) {
+                match self.js.get_stream(self.names.stream(topic)).await {
+                    Ok(_) => {}
+                    Err(error) if stream_not_found(&error) => self.vanished.may_recreate(topic)?,
+                    Err(error) => return Err(unavailable(error)),
+                }
+            }
+            self.topic_stream(topic).await?;
+            self.vanished.found(topic);
+            if let Ok(mut streams) = self.streams.lock() {
+                streams.insert(topic.to_owned());
+            }
+        }
+        let subject = self.names.publish_subject(topic);
+        let mut confirmations = Vec::with_capacity(events.len());
+        for event in events {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", message_id(event).as_str());
+            let body = serde_json::to_vec(event)?;
+            confirmations.push(
+                self.js
+                    .publish_with_headers(subject.clone(), headers, body.into())
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        for confirmation in confirmations {
+            if let Err(error) = confirmation.await {
+                if error.kind() == PublishErrorKind::StreamNotFound {
+                    // The server lost the stream: look again next time.
+                    if let Ok(mut streams) = self.streams.lock() {
+                        streams.remove(topic);
+                    }
+                    return Err(BusError::Missing(format!(
+                        "stream {}",
+                        self.names.stream(topic)
+                    )));
+                }
+                return Err(unavailable(error));
+            }
+        }
+        let _ = self
+            .client
+            .publish(self.names.wake_subject(topic), Default::default())
+            .await;
+        Ok(())
+    }
+
     async fn topic_stream(&self, topic: &str) -> Result<stream::Stream, BusError> {
         self.js
             .get_or_create_stream(stream::Config {
-                name: stream_name(topic),
+                name: self.names.stream(topic),
                 description: Some(description(topic)),
-                subjects: vec![format!("dozen.{}.>", token(topic))],
+                subjects: vec![self.names.topic_subjects(topic)],
                 retention: RetentionPolicy::Interest,
                 storage: StorageType::File,
                 ..Default::default()
@@ -151,8 +274,8 @@ impl NatsBus {
     async fn dead_stream(&self) -> Result<stream::Stream, BusError> {
         self.js
             .get_or_create_stream(stream::Config {
-                name: DEAD_STREAM.into(),
-                subjects: vec!["dozen_dead.>".into()],
+                name: self.names.dead_stream(),
+                subjects: vec![self.names.dead_subjects()],
                 storage: StorageType::File,
                 // As long as SQS keeps a message at most.
                 max_age: Duration::from_secs(14 * 24 * 3600),
@@ -173,12 +296,12 @@ impl NatsBus {
         if let Some(consumer) = kept {
             return Ok(consumer);
         }
-        let stream = match self.js.get_stream(stream_name(&sub.topic)).await {
+        let stream = match self.js.get_stream(self.names.stream(&sub.topic)).await {
             Ok(stream) => stream,
             Err(error) if stream_not_found(&error) => {
                 return Err(BusError::Missing(format!(
                     "stream {}",
-                    stream_name(&sub.topic)
+                    self.names.stream(&sub.topic)
                 )))
             }
             Err(error) => return Err(unavailable(error)),
@@ -218,7 +341,7 @@ impl NatsBus {
         let mut found = Vec::new();
         while let Some(name) = names.next().await {
             let name = name.map_err(unavailable)?;
-            if !name.starts_with("DOZEN_") || name == DEAD_STREAM {
+            if !self.names.is_topic_stream(&name) {
                 continue;
             }
             // A stream may vanish between listing and reading it: skip it.
@@ -238,7 +361,7 @@ impl NatsBus {
         let stream = self.dead_stream().await?;
         let reader = stream
             .create_consumer(pull::Config {
-                filter_subject: format!("dozen_dead.{}", token(subscription)),
+                filter_subject: self.names.dead_subject(subscription),
                 deliver_policy: DeliverPolicy::All,
                 ack_policy: AckPolicy::None,
                 inactive_threshold: Duration::from_secs(30),
@@ -306,7 +429,7 @@ impl NatsBus {
             .messages()
             .await
             .map_err(unavailable)?;
-        let redrive_prefix = format!("dozen.{}.to.", token(&sub.topic));
+        let redrive_prefix = self.names.redrive_prefix(&sub.topic);
         let mine = format!("{redrive_prefix}{}", token(&sub.name));
         let mut deliveries = Vec::new();
         while let Some(message) = batch.next().await {
@@ -354,7 +477,7 @@ impl Bus for NatsBus {
     async fn declare(&self, sub: &Subscription) -> Result<(), BusError> {
         for (stream, name) in self.all_consumers().await? {
             if name == token(&sub.name)
-                && stream.cached_info().config.name != stream_name(&sub.topic)
+                && stream.cached_info().config.name != self.names.stream(&sub.topic)
             {
                 return Err(BusError::TopicMismatch {
                     name: sub.name.clone(),
@@ -371,7 +494,7 @@ impl Bus for NatsBus {
                 pull::Config {
                     durable_name: Some(token(&sub.name)),
                     description: Some(description(&sub.topic)),
-                    filter_subject: format!("dozen.{}.>", token(&sub.topic)),
+                    filter_subject: self.names.topic_subjects(&sub.topic),
                     deliver_policy: DeliverPolicy::New,
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: sub.visibility_timeout,
@@ -389,53 +512,16 @@ impl Bus for NatsBus {
     }
 
     async fn publish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
-        // Without its stream, JetStream refuses the publish; with it and no
-        // subscriptions, interest retention keeps nothing: the contract's "dropped".
-        let known = self.streams.lock().is_ok_and(|s| s.contains(topic));
-        if !known {
-            if self.vanished.seen(topic) {
-                match self.js.get_stream(stream_name(topic)).await {
-                    Ok(_) => {}
-                    Err(error) if stream_not_found(&error) => self.vanished.may_recreate(topic)?,
-                    Err(error) => return Err(unavailable(error)),
-                }
-            }
-            self.topic_stream(topic).await?;
-            self.vanished.found(topic);
-            if let Ok(mut streams) = self.streams.lock() {
-                streams.insert(topic.to_owned());
-            }
-        }
-        let subject = format!("dozen.{}.all", token(topic));
-        let mut confirmations = Vec::with_capacity(events.len());
-        for event in events {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", event.id.as_str());
-            let body = serde_json::to_vec(event)?;
-            confirmations.push(
-                self.js
-                    .publish_with_headers(subject.clone(), headers, body.into())
-                    .await
-                    .map_err(unavailable)?,
-            );
-        }
-        for confirmation in confirmations {
-            if let Err(error) = confirmation.await {
-                if error.kind() == PublishErrorKind::StreamNotFound {
-                    // The server lost the stream: look again next time.
-                    if let Ok(mut streams) = self.streams.lock() {
-                        streams.remove(topic);
-                    }
-                    return Err(BusError::Missing(format!("stream {}", stream_name(topic))));
-                }
-                return Err(unavailable(error));
-            }
-        }
-        let _ = self
-            .client
-            .publish(format!("dozen_wake.{topic}"), Default::default())
-            .await;
-        Ok(())
+        self.publish_as(topic, events, |event| event.id.clone())
+            .await
+    }
+
+    async fn republish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
+        // Past the duplicate window: the server would drop a copy of an event
+        // it saw lately, and this copy is meant for a subscription that lost it.
+        let again = uuid::Uuid::now_v7().simple().to_string();
+        self.publish_as(topic, events, |event| format!("{}-again-{again}", event.id))
+            .await
     }
 
     async fn receive(&self, sub: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
@@ -508,7 +594,7 @@ impl Bus for NatsBus {
         headers.insert("Dozen-Dead-At", now.as_str());
         self.js
             .publish_with_headers(
-                format!("dozen_dead.{}", token(&sub.name)),
+                self.names.dead_subject(&sub.name),
                 headers,
                 serde_json::to_vec(&delivery.event)?.into(),
             )
@@ -593,7 +679,11 @@ impl Bus for NatsBus {
             );
             self.js
                 .publish_with_headers(
-                    format!("dozen.{}.to.{}", token(&topic), token(subscription)),
+                    format!(
+                        "{}{}",
+                        self.names.redrive_prefix(&topic),
+                        token(subscription)
+                    ),
                     headers,
                     serde_json::to_vec(&letter.event)?.into(),
                 )
@@ -604,7 +694,7 @@ impl Bus for NatsBus {
             dead.delete_message(sequence).await.map_err(unavailable)?;
             let _ = self
                 .client
-                .publish(format!("dozen_wake.{topic}"), Default::default())
+                .publish(self.names.wake_subject(&topic), Default::default())
                 .await;
             moved += 1;
         }

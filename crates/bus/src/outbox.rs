@@ -10,6 +10,11 @@
 //! Only one relay per database works at a time (a lease row elects it), so
 //! events leave in commit order; another instance takes over within
 //! [`LEASE_TTL`] if the holder dies.
+//!
+//! A published row is kept, marked with its publish time, for the relay's
+//! retention ([`DEFAULT_RETENTION`], `OUTBOX_RETENTION`): the service's own
+//! log of what it published, which [`crate::republish`] sends again, with
+//! the same event ids, after a broker lost events.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -28,6 +33,12 @@ pub const LEASE_TTL: Duration = Duration::from_secs(15);
 /// How often an idle relay looks for rows committed by other processes.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const BATCH: i64 = 256;
+/// How long published events are kept for [`crate::republish`], unless set.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often the relay deletes what it has kept long enough.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Rows deleted per statement when pruning, so no delete holds the table long.
+const PRUNE_BATCH: i64 = 1000;
 
 fn is_postgres(pool: &AnyPool) -> bool {
     pool.connect_options()
@@ -61,7 +72,8 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
                 {id_column},
                 topic      TEXT NOT NULL,
                 body       TEXT NOT NULL,
-                created_at BIGINT NOT NULL)"
+                created_at BIGINT NOT NULL,
+                published_at BIGINT)"
         ),
         "CREATE TABLE IF NOT EXISTS bus_outbox_lease (
             name       TEXT PRIMARY KEY,
@@ -79,7 +91,25 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
     for statement in &statements {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    // Outboxes made before published rows were kept lack the column.
+    let has_published_at = sqlx::query("SELECT published_at FROM bus_outbox WHERE 1 = 0")
+        .execute(pool)
+        .await
+        .is_ok();
+    if !has_published_at {
+        sqlx::query("ALTER TABLE bus_outbox ADD COLUMN published_at BIGINT")
+            .execute(pool)
+            .await?;
+    }
+    // The relay's reading: only the rows still to publish, however many are kept.
+    sqlx::query(
+        "CREATE INDEX IF NOT EXISTS bus_outbox_unpublished ON bus_outbox (id)
+         WHERE published_at IS NULL",
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
 /// The producing side: enqueue inside a transaction, then tell the relay.
@@ -111,7 +141,8 @@ impl Outbox {
         self.committed.notify_one();
     }
 
-    /// The relay for this outbox, publishing from `pool` to `bus`.
+    /// The relay for this outbox, publishing from `pool` to `bus`, keeping
+    /// published events for [`DEFAULT_RETENTION`] (see [`Relay::retention`]).
     pub fn relay(&self, pool: AnyPool, bus: Arc<dyn Bus>) -> Relay {
         Relay {
             pool,
@@ -119,6 +150,7 @@ impl Outbox {
             committed: self.committed.clone(),
             holder: uuid::Uuid::new_v4().to_string(),
             declared: Mutex::default(),
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -131,6 +163,8 @@ pub struct Relay {
     holder: String,
     /// Topics already declared on the bus by this relay.
     declared: Mutex<HashSet<String>>,
+    /// How long published rows are kept; zero deletes them once published.
+    retention: Duration,
 }
 
 impl std::fmt::Debug for Relay {
@@ -156,11 +190,19 @@ struct Pending {
 }
 
 impl Relay {
+    /// Keeps published events this long (zero: deletes them as soon as they
+    /// are published, and [`crate::republish`] has nothing to send).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// Publishes until `shutdown`; then makes one last attempt to flush what is
     /// pending, hands the lease back and returns. Failures are retried with
     /// backoff while the bus or the database is unreachable.
     pub async fn run(self, shutdown: Shutdown) {
         let mut lease_renewed: Option<Instant> = None;
+        let mut pruned: Option<Instant> = None;
         let mut pause = Duration::from_millis(100);
         let mut failing = false;
         loop {
@@ -177,6 +219,14 @@ impl Relay {
                     pause = Duration::from_millis(100);
                     if published > 0 {
                         continue;
+                    }
+                    if lease_renewed.is_some()
+                        && pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY)
+                    {
+                        if let Err(error) = self.prune().await {
+                            tracing::warn!(%error, "cannot delete the outbox's old published events");
+                        }
+                        pruned = Some(Instant::now());
                     }
                     if stopping {
                         break;
@@ -229,10 +279,12 @@ impl Relay {
         if lease_renewed.is_none() {
             return Ok(0);
         }
-        let rows = sqlx::query("SELECT id, topic, body FROM bus_outbox ORDER BY id LIMIT $1")
-            .bind(BATCH)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, topic, body FROM bus_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
         let mut batch = Vec::with_capacity(rows.len());
         for row in rows {
             let body: String = row.try_get(2)?;
@@ -253,7 +305,7 @@ impl Relay {
             let events: Vec<Event> = batch[start..end].iter().map(|r| r.event.clone()).collect();
             self.declare_once(topic).await?;
             self.bus.publish(topic, &events).await?;
-            self.delete(&batch[start..end]).await?;
+            self.mark_published(&batch[start..end]).await?;
             start = end;
         }
         Ok(batch.len())
@@ -285,16 +337,49 @@ impl Relay {
         Ok(taken.rows_affected() > 0)
     }
 
-    async fn delete(&self, rows: &[Pending]) -> Result<(), sqlx::Error> {
-        let placeholders: Vec<String> = (1..=rows.len()).map(|n| format!("${n}")).collect();
-        let statement = format!(
-            "DELETE FROM bus_outbox WHERE id IN ({})",
-            placeholders.join(", ")
-        );
+    /// Marks `rows` published (or deletes them, keeping nothing).
+    async fn mark_published(&self, rows: &[Pending]) -> Result<(), sqlx::Error> {
+        let keep = !self.retention.is_zero();
+        let first = if keep { 2 } else { 1 };
+        let placeholders: Vec<String> = (first..first + rows.len())
+            .map(|n| format!("${n}"))
+            .collect();
+        let change = if keep {
+            "UPDATE bus_outbox SET published_at = $1"
+        } else {
+            "DELETE FROM bus_outbox"
+        };
+        let statement = format!("{change} WHERE id IN ({})", placeholders.join(", "));
         let mut query = sqlx::query(&statement);
+        if keep {
+            query = query.bind(now_millis());
+        }
         for row in rows {
             query = query.bind(row.id);
         }
         query.execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Deletes published rows older than the retention, oldest first. The
+    /// relay publishes in id order, so publish times grow with the id: each
+    /// round looks at the oldest published rows only, and stops at the first
+    /// round that finds some too young.
+    async fn prune(&self) -> Result<(), sqlx::Error> {
+        let cutoff = now_millis() - i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM bus_outbox WHERE id IN (
+                     SELECT id FROM bus_outbox WHERE published_at IS NOT NULL ORDER BY id LIMIT $1)
+                 AND published_at < $2",
+            )
+            .bind(PRUNE_BATCH)
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(());
+            }
+        }
     }
 }

@@ -56,8 +56,9 @@ impl ProcessSettings {
     }
 }
 
-/// What `<service> migrate` reads when the service consumes events: its
-/// database, and the bus where its subscriptions are declared.
+/// What `<service> migrate` reads when the service consumes events (its
+/// database, and the bus where its subscriptions are declared), and what
+/// `<service> republish` reads (the outbox's database, and the bus).
 #[derive(Debug)]
 pub struct ReleaseSettings {
     pub migrate: MigrateSettings,

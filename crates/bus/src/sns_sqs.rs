@@ -2,7 +2,9 @@
 //! talk's own choice.
 //!
 //! Mapping, native rather than emulated:
-//! - a **topic** is an SNS topic `<prefix><topic>`;
+//! - a **topic** is an SNS topic `<prefix><topic>`, where the prefix is the
+//!   URL's `prefix=` followed by `<ns>-` for a `namespace=<ns>` (so is
+//!   every queue's name);
 //! - a **subscription** is an SQS queue `<prefix><name>` subscribed to it with
 //!   raw message delivery (the body is the CloudEvent), a queue policy that
 //!   lets only that topic send to it, and tags naming the subscription and its
@@ -106,6 +108,7 @@ impl Options {
             create: true,
             ..Default::default()
         };
+        let mut namespace = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = value.replace("%3A", ":").replace("%2F", "/");
@@ -113,13 +116,18 @@ impl Options {
                 "region" => options.region = Some(value),
                 "endpoint" => options.endpoint = Some(value),
                 "prefix" => options.prefix = token(&value),
+                // Dozen's namespace: `<namespace>-` before every name.
+                "namespace" => namespace = Some(token(&value)),
                 "create" => options.create = value != "false",
                 other => {
                     return Err(BusError::Backend(format!(
-                        "unknown sns+sqs:// option {other:?}: expected region, endpoint, prefix or create"
+                        "unknown sns+sqs:// option {other:?}: expected region, endpoint, namespace, prefix or create"
                     )))
                 }
             }
+        }
+        if let Some(namespace) = namespace {
+            options.prefix = format!("{}{namespace}-", options.prefix);
         }
         Ok(options)
     }
@@ -868,6 +876,11 @@ impl Bus for SnsSqsBus {
             else {
                 continue;
             };
+            // A longer prefix is another system's (`<prefix><namespace>-`):
+            // its queues begin with this one's prefix but are not named by it.
+            if !url.ends_with(&format!("/{}", self.queue_name(name))) {
+                continue;
+            }
             use QueueAttributeName::{
                 ApproximateNumberOfMessages as Visible,
                 ApproximateNumberOfMessagesDelayed as Delayed,
@@ -975,6 +988,17 @@ mod tests {
             }
         );
         assert!(Options::parse("sns+sqs://").unwrap().create);
+        assert_eq!(
+            Options::parse("sns+sqs://?namespace=prod").unwrap().prefix,
+            "prod-"
+        );
+        assert_eq!(
+            Options::parse("sns+sqs://?namespace=prod&prefix=stack-")
+                .unwrap()
+                .prefix,
+            "stack-prod-",
+            "the namespace follows the prefix, wherever each is in the URL"
+        );
         assert!(
             Options::parse("sns+sqs://?regoin=x").is_err(),
             "a typo is an error, not ignored"

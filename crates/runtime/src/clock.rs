@@ -24,9 +24,51 @@ pub fn rfc3339_from_millis(millis: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A moment an operator names on a command line, as milliseconds since the
+/// Unix epoch: RFC 3339 (`2026-11-30T10:00:00Z`, any offset) or a time ago
+/// (`90m`, `2h`, `7d`: humantime's units).
+///
+/// Errors: neither form, or a moment before the epoch.
+pub fn parse_moment(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .filter(|millis| *millis >= 0)
+            .ok_or_else(|| format!("{text:?} is before 1970"));
+    }
+    match humantime::parse_duration(text) {
+        Ok(ago) => {
+            let ago = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
+            Ok((now_millis() - ago).max(0))
+        }
+        Err(_) => Err(format!(
+            "{text:?} is neither an RFC 3339 time (2026-11-30T10:00:00Z) nor a time ago (2h, 7d)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moment_is_an_rfc3339_time_or_a_time_ago() {
+        assert_eq!(parse_moment("1970-01-01T00:00:01.5Z"), Ok(1_500));
+        assert_eq!(parse_moment("1970-01-01T01:00:00+01:00"), Ok(0));
+        let two_hours_ago = parse_moment("2h").unwrap();
+        assert!((now_millis() - 7_200_000 - two_hours_ago).abs() < 5_000);
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-30",
+            "10:00",
+            "1969-12-31T23:59:59Z",
+            "-2h",
+        ] {
+            assert!(parse_moment(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn milliseconds_print_as_rfc3339_in_utc() {

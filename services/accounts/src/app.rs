@@ -44,7 +44,7 @@ impl FromRef<AppState> for Keys {
 pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Process> {
     let backing = Backing::attach("accounts", &settings.process, &shutdown).await?;
     let outbox = Outbox::new();
-    let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
+    let relay = backing.relay(&outbox);
     let signer = Arc::new(settings.tokens);
     let state = AppState {
         db: backing.db.clone(),

@@ -19,7 +19,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 pub async fn worker(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Process> {
     let backing = Backing::attach("cards", &settings.process, &shutdown).await?;
     let outbox = Outbox::new();
-    let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
+    let relay = backing.relay(&outbox);
     let ctx = Context {
         db: backing.db.clone(),
         fetcher: settings.fetcher,

@@ -47,7 +47,7 @@ impl FromRef<AppState> for Keys {
 pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Process> {
     let backing = Backing::attach("chat", &settings.process, &shutdown).await?;
     let outbox = Outbox::new();
-    let relay = outbox.relay(backing.db.clone(), backing.bus.clone());
+    let relay = backing.relay(&outbox);
     let cache = dozen_cache::Cache::connect(&settings.cache.url)?;
     let live = Live::start(
         cache,

@@ -66,6 +66,10 @@ impl Bus for FlakyBus {
         }
         Ok(())
     }
+    async fn republish(&self, topic: &str, events: &[Event]) -> Result<(), BusError> {
+        self.check()?;
+        self.inner.republish(topic, events).await
+    }
     async fn receive(&self, s: &Subscription, max: usize) -> Result<Vec<Delivery>, BusError> {
         self.check()?;
         if self.subscriptions_lost.load(Ordering::SeqCst) {

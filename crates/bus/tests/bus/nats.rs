@@ -44,8 +44,10 @@ async fn sweep_old_test_streams(url: &str) {
     let mut streams = js.streams();
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
     while let Some(Ok(info)) = streams.next().await {
+        // Namespaced streams (`DOZEN-NS…`) are the namespace test's.
         let is_test = info.config.name.starts_with("DOZEN_topic-")
-            || info.config.name.starts_with("DOZEN_nobody-");
+            || info.config.name.starts_with("DOZEN_nobody-")
+            || info.config.name.starts_with("DOZEN-NS");
         if is_test && SystemTime::from(info.created) < hour_ago {
             let _ = js.delete_stream(&info.config.name).await;
         }

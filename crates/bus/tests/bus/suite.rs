@@ -60,6 +60,16 @@ impl Harness {
     pub async fn another_bus(&self) -> Arc<dyn Bus> {
         dozen_bus::connect(&self.url).await.expect("connect again")
     }
+
+    /// The same broker under `namespace=`, or why this backend has none.
+    pub async fn in_namespace(&self, namespace: &str) -> Result<Arc<dyn Bus>, String> {
+        let url = self.url.expose();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url: BusUrl = format!("{url}{separator}namespace={namespace}").parse()?;
+        Ok(dozen_bus::connect(&url)
+            .await
+            .expect("connect in a namespace"))
+    }
 }
 
 /// Stamps the whole suite out as tests for one backend: `$harness` is an
@@ -84,6 +94,8 @@ macro_rules! conformance_suite {
             operations_list_show_redrive_and_purge_dead_letters,
             declaring_is_idempotent_and_a_name_cannot_change_topic,
             a_consumer_that_cannot_take_events_makes_its_process_unready_until_it_can,
+            two_systems_in_their_own_namespaces_on_one_broker_share_nothing,
+            republishing_reaches_the_subscriptions_that_lost_events_and_repeats_no_effect,
         );
     };
     (@tests $harness:path; $($test:ident),* $(,)?) => {
@@ -796,7 +808,7 @@ pub async fn events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_
     flaky.lose_next_confirm.store(true, Ordering::SeqCst);
     flaky.down.store(false, Ordering::SeqCst);
     let outbox_rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM bus_outbox")
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM bus_outbox WHERE published_at IS NULL")
             .fetch_one(&producer)
             .await
             .unwrap()
@@ -1131,6 +1143,7 @@ pub async fn a_consumer_that_cannot_take_events_makes_its_process_unready_until_
             flaky.clone(),
             |bus| async move { bus.ping().await },
         ),
+        outbox_retention: dozen_bus::outbox::DEFAULT_RETENTION,
     };
     let calls = Arc::new(AtomicUsize::new(0));
     let work = dozen_bus::Work {
@@ -1267,4 +1280,289 @@ pub async fn the_broker_forgetting_loses_no_event_committed_after(
     consuming.await.unwrap();
     relay_stop.trigger();
     relay.await.unwrap();
+}
+
+/// A staging and a production system (or two developers) on one broker:
+/// the same topic and subscription names, and neither sees the other's
+/// events, subscriptions or dead letters, nor does a bus without a namespace.
+pub async fn two_systems_in_their_own_namespaces_on_one_broker_share_nothing(h: &Harness) {
+    let (first, second) = (unique("ns").replace('-', ""), unique("ns").replace('-', ""));
+    let staging = match h.in_namespace(&first).await {
+        Ok(bus) => bus,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let production = h.in_namespace(&second).await.unwrap();
+    let topic = unique("topic");
+    let sub = quick(h, &unique("sub"), &topic);
+    let only_production = quick(h, &unique("only"), &topic);
+    staging.declare(&sub).await.unwrap();
+    production.declare(&sub).await.unwrap();
+    production.declare(&only_production).await.unwrap();
+
+    let (seen_staging, seen_production) = (Seen::default(), Seen::default());
+    let mut running = Running::new();
+    running.recording(staging.clone(), sub.clone(), &seen_staging, 0);
+    {
+        let seen = seen_production.clone();
+        running.start(
+            production.clone(),
+            sub.clone(),
+            typed(move |probe: Probe, event: Event| {
+                let seen = seen.clone();
+                async move {
+                    if probe.poison {
+                        return Err(HandlerError::permanent("production's poison"));
+                    }
+                    seen.push(1, &event);
+                    Ok(())
+                }
+            }),
+        );
+    }
+    staging.publish(&topic, &probes(0..3)).await.unwrap();
+    let poison = Event::new(
+        "suite",
+        &Probe {
+            n: 99,
+            key: None,
+            poison: true,
+        },
+    )
+    .unwrap();
+    production
+        .publish(&topic, &[probe(10), probe(11), poison])
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "each system's events", || async {
+        seen_staging.len() == 3
+            && seen_production.len() == 2
+            && stats(&production, &sub.name).await.dead_letters == 1
+    })
+    .await;
+    // Give a stray delivery across namespaces the time to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut staging_numbers = seen_staging.numbers();
+    staging_numbers.sort();
+    let mut production_numbers = seen_production.numbers();
+    production_numbers.sort();
+    assert_eq!(staging_numbers, [0, 1, 2], "staging got only its own");
+    assert_eq!(production_numbers, [10, 11], "production got only its own");
+
+    assert!(
+        staging
+            .dead_letters(&sub.name, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "production's dead letter is not staging's"
+    );
+    assert_eq!(
+        production.dead_letters(&sub.name, 10).await.unwrap().len(),
+        1
+    );
+    let listed = |bus: Arc<dyn Bus>| async move {
+        bus.subscriptions()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect::<HashSet<_>>()
+    };
+    assert!(!listed(staging.clone())
+        .await
+        .contains(&only_production.name));
+    assert!(!listed(h.bus.clone()).await.contains(&only_production.name));
+    assert!(!listed(h.bus.clone()).await.contains(&sub.name));
+    assert!(listed(production.clone())
+        .await
+        .contains(&only_production.name));
+    running.stop().await;
+}
+
+/// A subscription that lost events (here: one declared after they went out,
+/// as a subscription the broker forgot and its consumer made again) gets
+/// them from the producer's outbox log; the subscription that had them
+/// absorbs the copies in its inbox. Selections by time, id and topic; a dry
+/// run sends nothing; a retention of zero keeps nothing to send.
+pub async fn republishing_reaches_the_subscriptions_that_lost_events_and_repeats_no_effect(
+    h: &Harness,
+) {
+    use dozen_bus::republish::{republish, Selection};
+
+    let topic = unique("topic");
+    let had_them = quick(h, &unique("had"), &topic);
+    h.bus.declare(&had_them).await.unwrap();
+    let (_producer_db, producer) = effects_database().await;
+    let (_had_db, had_db) = effects_database().await;
+    let (_lost_db, lost_db) = effects_database().await;
+    let outbox = Outbox::new();
+    let relay_stop = Shutdown::new();
+    let relay = tokio::spawn(
+        outbox
+            .relay(producer.clone(), h.another_bus().await)
+            .run(relay_stop.clone()),
+    );
+    let had_calls = Arc::new(AtomicUsize::new(0));
+    let mut running = Running::new();
+    running.start(
+        h.bus.clone(),
+        had_them.clone(),
+        effect_once(had_db.clone(), had_them.name.clone(), had_calls.clone()),
+    );
+    let before = dozen_runtime::clock::now_millis();
+    commit_probes(&producer, &outbox, &topic, 0..5).await;
+    eventually(Duration::from_secs(30), "5 effects", || async {
+        effects(&had_db).await == (5, 5)
+    })
+    .await;
+    let published: Vec<String> = sqlx::query_scalar(
+        "SELECT body FROM bus_outbox WHERE published_at IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&producer)
+    .await
+    .unwrap();
+    assert_eq!(published.len(), 5, "the outbox keeps what it published");
+    let ids: Vec<String> = published
+        .iter()
+        .map(|body| serde_json::from_str::<Event>(body).unwrap().id)
+        .collect();
+
+    // The subscription that lost them.
+    let lost = quick(h, &unique("lost"), &topic);
+    h.bus.declare(&lost).await.unwrap();
+    let lost_calls = Arc::new(AtomicUsize::new(0));
+    running.start(
+        h.bus.clone(),
+        lost.clone(),
+        effect_once(lost_db.clone(), lost.name.clone(), lost_calls.clone()),
+    );
+
+    let dry = Selection {
+        since: Some(before),
+        dry_run: true,
+        ..Selection::default()
+    };
+    let counted = republish(&producer, h.bus.as_ref(), &dry, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(counted.total(), 5);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        lost_calls.load(Ordering::SeqCst),
+        0,
+        "a dry run sends nothing"
+    );
+
+    // One by id, with one id the log never had.
+    let one = Selection {
+        events: vec![ids[2].clone(), "no-such-event".into()],
+        ..Selection::default()
+    };
+    let sent = republish(&producer, h.bus.as_ref(), &one, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (sent.total(), sent.not_found.clone()),
+        (1, vec!["no-such-event".to_owned()])
+    );
+    eventually(Duration::from_secs(30), "the one event", || async {
+        effects(&lost_db).await == (1, 1)
+    })
+    .await;
+
+    // Then the whole range, on the topic, with another topic excluded.
+    let other_topic = Selection {
+        since: Some(before),
+        topics: vec!["some.other_topic".into()],
+        ..Selection::default()
+    };
+    let none = republish(&producer, h.bus.as_ref(), &other_topic, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(none.total(), 0);
+    let all = Selection {
+        since: Some(before),
+        topics: vec![topic.clone()],
+        ..Selection::default()
+    };
+    let mut heard = 0;
+    let sent = republish(&producer, h.bus.as_ref(), &all, |n| heard += n)
+        .await
+        .unwrap();
+    assert_eq!((sent.total(), heard), (5, 5));
+    eventually(
+        Duration::from_secs(30),
+        "every lost event, once in effect",
+        || async { effects(&lost_db).await == (5, 5) && had_calls.load(Ordering::SeqCst) >= 11 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(effects(&had_db).await, (5, 5), "copies repeat no effect");
+    assert_eq!(effects(&lost_db).await, (5, 5));
+    let mut got: Vec<String> = sqlx::query_scalar("SELECT event_id FROM effects")
+        .fetch_all(&lost_db)
+        .await
+        .unwrap();
+    got.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(got, expected, "the copies keep the events' own ids");
+
+    running.stop().await;
+    relay_stop.trigger();
+    relay.await.unwrap();
+
+    // Published longer ago than the retention: the relay deletes them, oldest first.
+    sqlx::query(
+        "UPDATE bus_outbox SET published_at = 1
+         WHERE id IN (SELECT id FROM bus_outbox ORDER BY id LIMIT 3)",
+    )
+    .execute(&producer)
+    .await
+    .unwrap();
+    let stop = Shutdown::new();
+    let relay = tokio::spawn(
+        outbox
+            .relay(producer.clone(), h.another_bus().await)
+            .retention(Duration::from_secs(3600))
+            .run(stop.clone()),
+    );
+    eventually(Duration::from_secs(30), "the old rows to go", || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM bus_outbox")
+            .fetch_one(&producer)
+            .await
+            .unwrap()
+            == 2
+    })
+    .await;
+    stop.trigger();
+    relay.await.unwrap();
+
+    // A relay that keeps nothing leaves nothing to republish.
+    let (_bare_db, bare) = effects_database().await;
+    let stop = Shutdown::new();
+    let relay = tokio::spawn(
+        outbox
+            .relay(bare.clone(), h.another_bus().await)
+            .retention(Duration::ZERO)
+            .run(stop.clone()),
+    );
+    commit_probes(&bare, &outbox, &topic, 5..7).await;
+    eventually(Duration::from_secs(30), "the outbox to empty", || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM bus_outbox")
+            .fetch_one(&bare)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    stop.trigger();
+    relay.await.unwrap();
+    let nothing = republish(&bare, h.bus.as_ref(), &all, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((nothing.total(), nothing.kept_since), (0, None));
 }

@@ -39,9 +39,7 @@ pub fn test_settings(database_url: &str, bus_url: &str, key_pem: &str) -> Settin
                 max_connections: 5,
                 acquire_timeout: Duration::from_secs(5),
             },
-            bus: BusSettings {
-                url: bus_url.parse().expect("bus URL"),
-            },
+            bus: BusSettings::new(bus_url.parse().expect("bus URL")),
         },
         tokens: TokenSigner::new(
             key_pem,

@@ -48,9 +48,7 @@ async fn spawn_cards() -> TestCards {
             log: LogSettings::from_env(&env).unwrap(),
             http: HttpSettings::from_env(&env).unwrap(),
             database: database_settings,
-            bus: BusSettings {
-                url: bus_database.url.parse().unwrap(),
-            },
+            bus: BusSettings::new(bus_database.url.parse().unwrap()),
         },
         fetcher: Fetcher::new(
             AddressPolicy::allowing(vec!["127.0.0.1".parse().unwrap()]),

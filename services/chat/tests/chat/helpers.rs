@@ -149,9 +149,7 @@ async fn spawn_with(setup: Setup, keys: impl FnOnce(&TokenSigner) -> Keys) -> Op
     let db = database::connect_lazy(&database_settings(&database.url)).unwrap();
     chat::migrate(&db).await.unwrap();
     let signer = signer();
-    let bus_settings = || BusSettings {
-        url: bus_database.url.parse().unwrap(),
-    };
+    let bus_settings = || BusSettings::new(bus_database.url.parse().unwrap());
     let shutdown = Shutdown::new();
     let app = chat::web(
         Settings {
@@ -219,9 +217,7 @@ impl TestChat {
                     log: log(),
                     http: HttpSettings::local(),
                     database: database_settings(&self.database_url),
-                    bus: BusSettings {
-                        url: self.bus_url.parse().unwrap(),
-                    },
+                    bus: BusSettings::new(self.bus_url.parse().unwrap()),
                 },
                 keys: Keys::fixed(self.signer.verifier()),
                 cache: CacheSettings {

@@ -51,9 +51,7 @@ pub async fn spawn_notifier(smtp_url: &str) -> TestNotifier {
             log: LogSettings::from_env(&env).unwrap(),
             http: HttpSettings::from_env(&env).unwrap(),
             database: database_settings,
-            bus: BusSettings {
-                url: bus_database.url.parse().unwrap(),
-            },
+            bus: BusSettings::new(bus_database.url.parse().unwrap()),
         },
         mail: mail_settings(smtp_url),
     };

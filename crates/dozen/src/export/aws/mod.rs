@@ -167,7 +167,8 @@ pub fn render(plan: &Plan, env: &Environment) -> Result<Vec<Artifact>, String> {
     )])
 }
 
-/// The `prefix=` of the environment's `BUS_URL`, which names every topic and queue.
+/// What begins every topic and queue name of the environment's `BUS_URL`:
+/// its `prefix=`, then `<namespace>-` for a `namespace=`, as the bus names them.
 fn bus_prefix(env: &Environment) -> Result<String, String> {
     let url = env
         .vars
@@ -189,7 +190,12 @@ fn bus_prefix(env: &Environment) -> Result<String, String> {
             env.source
         ));
     }
-    Ok(option("prefix").unwrap_or_default().to_owned())
+    let namespace = option("namespace").map(|ns| format!("{ns}-"));
+    Ok(format!(
+        "{}{}",
+        option("prefix").unwrap_or_default(),
+        namespace.unwrap_or_default()
+    ))
 }
 
 fn parameters() -> Value {
@@ -255,7 +261,8 @@ mod tests {
     }
 
     #[test]
-    fn a_bus_url_that_would_create_resources_is_refused() {
+    fn the_bus_names_take_the_urls_prefix_then_its_namespace_and_a_url_that_would_create_resources_is_refused(
+    ) {
         let env = |url: &str| Environment {
             source: "aws.env".into(),
             vars: [("BUS_URL".to_owned(), url.to_owned())].into(),
@@ -264,6 +271,14 @@ mod tests {
         assert_eq!(
             bus_prefix(&env("sns+sqs://?prefix=${AWS::StackName}-&create=false")).unwrap(),
             "${AWS::StackName}-"
+        );
+        assert_eq!(
+            bus_prefix(&env(
+                "sns+sqs://?namespace=staging&prefix=${AWS::StackName}-&create=false"
+            ))
+            .unwrap(),
+            "${AWS::StackName}-staging-",
+            "as the bus itself names them"
         );
         assert!(bus_prefix(&env("sns+sqs://?prefix=x-"))
             .unwrap_err()
