@@ -26,6 +26,10 @@ enum Command {
     Serve,
     /// Apply the database migrations embedded in this binary, then exit (the release phase).
     Migrate,
+    /// Send events this service published before again, from its outbox's
+    /// log (kept for OUTBOX_RETENTION), with their own ids: the repair after
+    /// the bus lost events. Consumers that handled an event absorb the copy.
+    Republish(dozen_bus::republish::Selection),
 }
 
 #[tokio::main]
@@ -39,6 +43,9 @@ async fn main() -> ExitCode {
         }
         Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
+        Command::Republish(selection) => {
+            dozen_bus::republish::run(SERVICE, load_or_exit(SERVICE, &env), selection).await
+        }
     };
     dozen_runtime::command::exit_code(SERVICE, outcome)
 }

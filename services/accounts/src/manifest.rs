@@ -22,6 +22,7 @@ pub fn manifest() -> Manifest {
         },
     )
     .command("migrate", Role::Release)
+    .command("republish", Role::Admin)
     .vars([Var::secret(
         "JWT_PRIVATE_KEY",
         DEV_KEY,
@@ -37,4 +38,9 @@ pub fn manifest() -> Manifest {
 }
 
 #[cfg(test)]
-dozen_testing::manifest_agrees_with_settings!(manifest(), crate::Settings, crate::MigrateSettings);
+dozen_testing::manifest_agrees_with_settings!(
+    manifest(),
+    crate::Settings,
+    crate::MigrateSettings,
+    dozen_bus::ReleaseSettings
+);

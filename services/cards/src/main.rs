@@ -28,6 +28,10 @@ enum Command {
     /// Apply the database migrations embedded in this binary and declare the
     /// subscriptions on the bus, then exit (the release phase).
     Migrate,
+    /// Send events this service published before again, from its outbox's
+    /// log (kept for OUTBOX_RETENTION), with their own ids: the repair after
+    /// the bus lost events. Consumers that handled an event absorb the copy.
+    Republish(dozen_bus::republish::Selection),
 }
 
 #[tokio::main]
@@ -41,6 +45,9 @@ async fn main() -> ExitCode {
         }
         Command::Work => work(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
+        Command::Republish(selection) => {
+            dozen_bus::republish::run(SERVICE, load_or_exit(SERVICE, &env), selection).await
+        }
     };
     dozen_runtime::command::exit_code(SERVICE, outcome)
 }

@@ -10,6 +10,7 @@ pub fn manifest() -> Manifest {
     Manifest::new("cards", "Link previews for the URLs in messages.")
         .command("work", Role::Worker)
         .command("migrate", Role::Release)
+        .command("republish", Role::Admin)
         .vars(ProcessSettings::vars())
         .vars([
             Var::optional(

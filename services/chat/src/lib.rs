@@ -2,7 +2,8 @@
 //!
 //! `chat serve` is the web process (API and live stream), `chat work` the
 //! worker (user directory, cards), `chat migrate` the release phase and
-//! `chat archive` the admin process that moves old messages to cold storage.
+//! `chat archive` the admin process that moves old messages to cold storage;
+//! `chat republish` and `chat repair` mend what lost events left behind.
 
 pub mod app;
 pub mod archive;
@@ -10,6 +11,7 @@ pub mod handlers;
 pub mod live;
 pub mod manifest;
 pub mod model;
+pub mod repair;
 pub mod settings;
 pub mod text;
 

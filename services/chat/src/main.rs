@@ -32,6 +32,22 @@ enum Command {
     /// Apply the database migrations embedded in this binary and declare the
     /// subscriptions on the bus, then exit (the release phase).
     Migrate,
+    /// Send events this service published before again, from its outbox's
+    /// log (kept for OUTBOX_RETENTION), with their own ids: the repair after
+    /// the bus lost events. Consumers that handled an event absorb the copy.
+    Republish(dozen_bus::republish::Selection),
+    /// Compute chat's derived state again from its sources: room numbers,
+    /// the names of authors missing from the directory, and cards for
+    /// messages with links and none (their events sent again). Safe to repeat.
+    Repair {
+        /// Look at messages sent at or after this for missing cards: an RFC
+        /// 3339 time or a time ago (`2h`); default: all.
+        #[arg(long, value_parser = dozen_runtime::clock::parse_moment, value_name = "TIME")]
+        since: Option<i64>,
+        /// Count what is wrong; change and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Move messages older than a cutoff to cold storage (`ARCHIVE_URL`),
     /// then delete them here. Safe to interrupt and run again: it resumes, and nothing is lost
     /// or archived twice.
@@ -60,6 +76,12 @@ async fn main() -> ExitCode {
         Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
         Command::Work => work(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
+        Command::Republish(selection) => {
+            dozen_bus::republish::run(SERVICE, load_or_exit(SERVICE, &env), selection).await
+        }
+        Command::Repair { since, dry_run } => {
+            chat::repair::command(load_or_exit(SERVICE, &env), since, dry_run).await
+        }
         Command::Archive {
             older_than,
             dry_run,

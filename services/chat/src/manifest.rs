@@ -23,6 +23,8 @@ pub fn manifest() -> Manifest {
     )
     .command("work", Role::Worker)
     .command("migrate", Role::Release)
+    .command("republish", Role::Admin)
+    .command("repair", Role::Admin)
     .command("archive", Role::Admin)
     .vars(ProcessSettings::vars())
     .vars([

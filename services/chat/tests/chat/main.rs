@@ -9,6 +9,7 @@ mod edits;
 mod keys;
 mod live;
 mod messages;
+mod repair;
 mod rooms;
 mod stream;
 mod worker;

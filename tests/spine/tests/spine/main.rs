@@ -1,10 +1,12 @@
 //! The spine of the chat system, end to end, with the real binaries as
 //! processes: signup → welcome mail through a real SMTP server; a message
 //! with a link → a card on the message and on the live stream; an @mention →
-//! one mail; a notifier killed mid-burst → every welcome mail still arrives.
+//! one mail; a notifier killed mid-burst → every welcome mail still arrives;
+//! events the bus lost → brought back by the services' repair commands.
 //! Each runs on the embedded stack and on PostgreSQL + NATS, changing only
 //! env vars.
 
+mod repair;
 mod system;
 
 use std::collections::{HashMap, HashSet};
@@ -300,8 +302,11 @@ macro_rules! on_both_stacks {
     };
 }
 
+use repair::events_a_broker_lost_are_brought_back_by_republish_and_repair_each_effect_once;
+
 on_both_stacks!(
     signup_message_card_and_mention_run_end_to_end,
+    events_a_broker_lost_are_brought_back_by_republish_and_repair_each_effect_once,
     a_notifier_killed_mid_burst_of_200_signups_sends_every_welcome_mail_and_repeats_only_those_it_was_sending,
 );
 

@@ -204,6 +204,32 @@ impl System {
         self.children.insert(process, command.spawn().unwrap());
     }
 
+    /// A one-off admin process of `service` (`accounts republish …`), with
+    /// the service's environment; its exit status and stdout.
+    pub async fn admin(&self, service: &'static str, args: &[&str]) -> (bool, String) {
+        let mut command = Command::new(dozen_testing::up::workspace_binary(service));
+        command
+            .args(args)
+            .env_clear()
+            .envs(&self.env[service])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        let output = command.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            eprintln!(
+                "{service} {args:?} failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        (output.status.success(), stdout)
+    }
+
+    /// The bus every process uses.
+    pub fn bus_url(&self) -> &str {
+        &self.env["accounts"]["BUS_URL"]
+    }
+
     /// SIGKILL: no drain, no goodbye.
     pub async fn kill(&mut self, process: Process) {
         let mut child = self.children.remove(&process).unwrap();
