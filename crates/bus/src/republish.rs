@@ -13,6 +13,7 @@ use std::fmt;
 use std::io::IsTerminal;
 
 use dozen_runtime::clock::{parse_moment, rfc3339_from_millis};
+use dozen_runtime::text::counted;
 use sqlx::{AnyPool, Row};
 
 use crate::backend::{Bus, BusError};
@@ -45,6 +46,30 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Why this selection cannot be what its caller meant, for a service
+    /// that publishes `topics`: an empty time range, or a topic it never
+    /// publishes (a typo would otherwise repair nothing, silently).
+    pub fn problem(&self, topics: &[String]) -> Option<String> {
+        if let (Some(since), Some(until)) = (self.since, self.until) {
+            if until <= since {
+                return Some(format!(
+                    "--until ({}) must be after --since ({})",
+                    rfc3339_from_millis(until),
+                    rfc3339_from_millis(since)
+                ));
+            }
+        }
+        self.topics
+            .iter()
+            .find(|topic| !topics.contains(topic))
+            .map(|topic| {
+                format!(
+                    "this service does not publish {topic:?}; it publishes {}",
+                    topics.join(", ")
+                )
+            })
+    }
+
     fn takes(&self, topic: &str, event: &Event) -> bool {
         (self.topics.is_empty() || self.topics.iter().any(|t| t == topic))
             && (self.events.is_empty() || self.events.contains(&event.id))
@@ -79,7 +104,7 @@ impl fmt::Display for Summary {
         } else {
             "republished"
         };
-        write!(f, "{verb} {} events", self.total())?;
+        write!(f, "{verb} {}", counted(self.total(), "event", "events"))?;
         let topics: Vec<String> = self.sent.iter().map(|(t, n)| format!("{t}: {n}")).collect();
         if !topics.is_empty() {
             write!(f, " ({})", topics.join(", "))?;
@@ -235,15 +260,25 @@ async fn send(
     Ok(())
 }
 
-/// `<service> republish …`: reads `DATABASE_URL` and `BUS_URL`, sends the
-/// selected events again, and prints the summary on stdout (a progress bar
-/// on stderr when stdout is a terminal).
+/// `<service> republish …` for a service that publishes `topics` (its
+/// manifest's): a selection that cannot be meant exits 2 with the reason (as
+/// clap's own errors do); otherwise reads `DATABASE_URL` and `BUS_URL`,
+/// sends the selected events again, and prints the summary on stdout (a
+/// progress bar on stderr when stdout is a terminal).
 pub async fn run(
     service: &'static str,
+    topics: &[String],
     settings: ReleaseSettings,
     selection: Selection,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
+    if let Some(problem) = selection.problem(topics) {
+        clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("{problem}\n"),
+        )
+        .exit();
+    }
     dozen_runtime::logging::init(service, &settings.migrate.log);
     let db = dozen_runtime::database::connect_lazy(&settings.migrate.database)?;
     let bus = crate::settings::connect(&settings.bus.url).await?;
@@ -266,6 +301,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_selection_with_an_empty_range_or_a_topic_never_published_is_refused() {
+        let topics = vec!["user.signed_up".to_owned()];
+        let range = |since, until| Selection {
+            since: Some(since),
+            until: Some(until),
+            ..Selection::default()
+        };
+        assert_eq!(range(0, 1).problem(&topics), None);
+        for empty in [range(5, 5), range(5, 1)] {
+            assert!(empty.problem(&topics).unwrap().contains("must be after"));
+        }
+        let typo = Selection {
+            since: Some(0),
+            topics: vec!["user.signed_up".into(), "user.signup".into()],
+            ..Selection::default()
+        };
+        assert_eq!(
+            typo.problem(&topics).unwrap(),
+            "this service does not publish \"user.signup\"; it publishes user.signed_up"
+        );
+    }
+
+    #[test]
     fn the_summary_names_what_went_what_waits_and_what_the_log_lacks() {
         let summary = Summary {
             dry_run: false,
@@ -278,6 +336,16 @@ mod tests {
             summary.to_string(),
             "republished 2 events (user.signed_up: 2); 1 not published yet (the relay sends them); \
              not in the log: e9; the log holds events since 1970-01-01T00:00:00Z"
+        );
+        let one = Summary {
+            sent: [("user.signed_up".to_owned(), 1)].into(),
+            kept_since: Some(0),
+            ..Summary::default()
+        };
+        assert!(
+            one.to_string()
+                .starts_with("republished 1 event (user.signed_up: 1);"),
+            "{one}"
         );
         let dry = Summary {
             dry_run: true,

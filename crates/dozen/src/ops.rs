@@ -37,7 +37,9 @@ pub async fn connect(bus_url: Option<&String>) -> anyhow::Result<std::sync::Arc<
     let url = bus_url.ok_or_else(|| {
         anyhow::anyhow!("BUS_URL is not set (in the environment or the env file)")
     })?;
-    let url: BusUrl = url.parse().map_err(anyhow::Error::msg)?;
+    let url: BusUrl = url
+        .parse()
+        .map_err(|problem| anyhow::anyhow!("BUS_URL is invalid: {problem}"))?;
     Ok(dozen_bus::connect(&url).await?)
 }
 

@@ -18,6 +18,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;
+pub mod text;
 pub mod trace;
 
 use serde::Serialize;

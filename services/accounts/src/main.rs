@@ -44,7 +44,9 @@ async fn main() -> ExitCode {
         Command::Serve => serve(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
         Command::Republish(selection) => {
-            dozen_bus::republish::run(SERVICE, load_or_exit(SERVICE, &env), selection).await
+            let topics = accounts::manifest::manifest().publishes;
+            dozen_bus::republish::run(SERVICE, &topics, load_or_exit(SERVICE, &env), selection)
+                .await
         }
     };
     dozen_runtime::command::exit_code(SERVICE, outcome)

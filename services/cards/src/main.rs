@@ -46,7 +46,9 @@ async fn main() -> ExitCode {
         Command::Work => work(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
         Command::Republish(selection) => {
-            dozen_bus::republish::run(SERVICE, load_or_exit(SERVICE, &env), selection).await
+            let topics = cards::manifest::manifest().publishes;
+            dozen_bus::republish::run(SERVICE, &topics, load_or_exit(SERVICE, &env), selection)
+                .await
         }
     };
     dozen_runtime::command::exit_code(SERVICE, outcome)

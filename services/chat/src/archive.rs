@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
+use dozen_runtime::text::counted;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -119,19 +120,22 @@ impl std::fmt::Display for Summary {
         };
         writeln!(
             f,
-            "{verb} {} messages sent before {} from {} rooms ({} room-days)",
-            self.messages, self.cutoff, self.rooms, self.partitions
+            "{verb} {} sent before {} from {} ({})",
+            counted(self.messages, "message", "messages"),
+            self.cutoff,
+            counted(self.rooms, "room", "rooms"),
+            counted(self.partitions, "room-day", "room-days")
         )?;
         if !self.dry_run {
             let seconds = self.elapsed.as_secs_f64().max(0.001);
             writeln!(
                 f,
-                "wrote {} objects, {} bytes compressed, in {:.1} s ({:.0} messages/s); resumed {} interrupted batches",
-                self.objects,
+                "wrote {}, {} bytes compressed, in {:.1} s ({:.0} messages/s); resumed {}",
+                counted(self.objects, "object", "objects"),
                 self.bytes,
                 seconds,
                 self.messages as f64 / seconds,
-                self.resumed
+                counted(self.resumed, "interrupted batch", "interrupted batches")
             )?;
         }
         write!(

@@ -77,7 +77,9 @@ async fn main() -> ExitCode {
         Command::Work => work(load_or_exit(SERVICE, &env)).await,
         Command::Migrate => migrate(load_or_exit(SERVICE, &env)).await,
         Command::Republish(selection) => {
-            dozen_bus::republish::run(SERVICE, load_or_exit(SERVICE, &env), selection).await
+            let topics = chat::manifest::manifest().publishes;
+            dozen_bus::republish::run(SERVICE, &topics, load_or_exit(SERVICE, &env), selection)
+                .await
         }
         Command::Repair { since, dry_run } => {
             chat::repair::command(load_or_exit(SERVICE, &env), since, dry_run).await

@@ -23,6 +23,7 @@ use std::io::IsTerminal;
 use dozen_bus::republish::{self, Selection, Summary};
 use dozen_bus::{Bus, EventType, ReleaseSettings};
 use dozen_events::{MessageEdited, MessageSent};
+use dozen_runtime::text::counted;
 use sqlx::AnyPool;
 
 use crate::{store, text};
@@ -47,30 +48,38 @@ pub struct Repaired {
 
 impl fmt::Display for Repaired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mended = if self.dry_run { "to mend" } else { "mended" };
+        let (mended, learned) = if self.dry_run {
+            ("to mend", "to learn")
+        } else {
+            ("mended", "learned")
+        };
         writeln!(
             f,
-            "room numbers: {} rooms and {} read markers {mended}",
-            self.rooms_renumbered, self.markers_lowered
+            "room numbers: {} and {} {mended}",
+            counted(self.rooms_renumbered, "room", "rooms"),
+            counted(self.markers_lowered, "read marker", "read markers")
         )?;
         write!(
             f,
-            "directory: {} authors {} by the name on their messages",
-            self.users_learned,
-            if self.dry_run { "to learn" } else { "learned" }
+            "directory: {} {learned} by the name on their messages",
+            counted(self.users_learned, "author", "authors")
         )?;
         if self.members_unknown > 0 {
             write!(
                 f,
-                "; {} members still unknown by name (accounts republish --topic user.signed_up)",
-                self.members_unknown
+                "; {} still unknown by name (accounts republish --topic user.signed_up)",
+                counted(self.members_unknown, "member", "members")
             )?;
         }
         writeln!(f)?;
+        // Chat cannot tell an event cards never had from links that give no
+        // card (a page down, not HTML): both are asked again, and cards
+        // ignores the copy of an event it handled.
         write!(
             f,
-            "cards: {} messages with links and no card; {}",
-            self.messages_without_cards, self.events
+            "cards: {} with links and no card (a lost event, or links that give none); {}",
+            counted(self.messages_without_cards, "message", "messages"),
+            self.events
         )
     }
 }

@@ -17,6 +17,9 @@ use crate::trace::TraceParent;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The routes load balancers, process runners and Prometheus call.
+const OPERATIONS_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 /// The request's id: the caller's `x-request-id` when it is sane, else a new UUID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -76,6 +79,10 @@ pub async fn request_context(
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if response.status().is_server_error() {
             tracing::error!(status, route, latency_ms, "request finished");
+        } else if OPERATIONS_ROUTES.contains(&route.as_str()) {
+            // Probes and scrapes come every few seconds from every prober:
+            // at info they would drown the requests people make.
+            tracing::debug!(status, route, latency_ms, "request finished");
         } else {
             tracing::info!(status, route, latency_ms, "request finished");
         }

@@ -182,32 +182,45 @@ pub async fn events_a_broker_lost_are_brought_back_by_republish_and_repair_each_
     assert_eq!(page["messages"][0]["cards"], json!([]), "no card yet");
 
     // A dry run says what is wrong and mends nothing.
-    let (ok, said) = system.admin("chat", &["repair", "--dry-run"]).await;
-    assert!(ok);
+    let (code, said, _) = system.admin("chat", &["repair", "--dry-run"]).await;
+    assert_eq!(code, 0, "{said}");
     assert!(
-        said.contains("1 messages with links and no card")
-            && said.contains("would republish 1 events"),
+        said.contains("1 message with links and no card")
+            && said.contains("would republish 1 event "),
         "{said}"
     );
     let since = dozen_runtime::clock::rfc3339_from_millis(started);
-    let (ok, said) = system
+    let (code, said, _) = system
         .admin("accounts", &["republish", "--since", &since, "--dry-run"])
         .await;
+    assert_eq!(code, 0, "{said}");
     assert!(
-        ok && said.contains("would republish 2 events (user.signed_up: 2)"),
+        said.contains("would republish 2 events (user.signed_up: 2)"),
         "{said}"
     );
+    // An empty range or a topic accounts never publishes: refused, not a silent no-op.
+    for bad in [
+        vec!["republish", "--since", "1h", "--until", "2h"],
+        vec!["republish", "--since", "1h", "--topic", "user.signup"],
+        vec!["republish"],
+        vec!["republish", "--since", "yesterday"],
+    ] {
+        let (code, said, why) = system.admin("accounts", &bad).await;
+        assert_eq!((code, said.as_str()), (2, ""), "{bad:?}: {why}");
+        assert!(why.starts_with("error: "), "{bad:?}: {why}");
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(mails_in(&system.maildir()).len(), 1);
 
     // The repair, twice: the second repeats nothing.
     for round in 0..2 {
-        let (ok, said) = system
+        let (code, said, _) = system
             .admin("accounts", &["republish", "--since", &since])
             .await;
-        assert!(ok && said.contains("republished 2 events"), "{said}");
-        let (ok, said) = system.admin("chat", &["repair"]).await;
-        assert!(ok, "{said}");
+        assert_eq!(code, 0, "{said}");
+        assert!(said.contains("republished 2 events"), "{said}");
+        let (code, said, why) = system.admin("chat", &["repair"]).await;
+        assert_eq!(code, 0, "{said}{why}");
         wait_for_mails(&system.maildir(), 3, WAIT).await;
         let deadline = Instant::now() + WAIT;
         loop {

@@ -205,8 +205,8 @@ impl System {
     }
 
     /// A one-off admin process of `service` (`accounts republish …`), with
-    /// the service's environment; its exit status and stdout.
-    pub async fn admin(&self, service: &'static str, args: &[&str]) -> (bool, String) {
+    /// the service's environment: its exit code, stdout and stderr.
+    pub async fn admin(&self, service: &'static str, args: &[&str]) -> (i32, String, String) {
         let mut command = Command::new(dozen_testing::up::workspace_binary(service));
         command
             .args(args)
@@ -216,13 +216,8 @@ impl System {
             .stderr(Stdio::piped());
         let output = command.output().await.unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if !output.status.success() {
-            eprintln!(
-                "{service} {args:?} failed:\n{stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        (output.status.success(), stdout)
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code().unwrap_or(-1), stdout, stderr)
     }
 
     /// The bus every process uses.
