@@ -247,7 +247,7 @@ async fn a_notifier_killed_mid_burst_of_200_signups_sends_every_welcome_mail_and
     while let Some(done) = burst.join_next().await {
         done.unwrap();
     }
-    system.spawn(Process::Notifier);
+    system.spawn(Process::Notifier).await;
 
     // What the killed process held comes back after the visibility timeout.
     wait_for_mails(&maildir, SIGNUPS, Duration::from_secs(150)).await;

@@ -169,7 +169,7 @@ pub async fn events_a_broker_lost_are_brought_back_by_republish_and_repair_each_
     // Their consumers come back and declare the subscriptions anew: what
     // went out meanwhile is lost to them.
     for process in [Process::Notifier, Process::ChatWorker, Process::Cards] {
-        system.spawn(process);
+        system.spawn(process).await;
     }
     for process in [Process::Notifier, Process::ChatWorker, Process::Cards] {
         system.wait_ready(process).await;

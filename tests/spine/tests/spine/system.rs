@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use dozen_testing::{free_port, Backend, ChildServer, TestDatabase};
+use dozen_testing::{Backend, ChildServer, TestDatabase};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use tokio::process::{Child, Command};
 
@@ -110,7 +110,6 @@ impl System {
                 url
             }
         };
-        let ports: HashMap<Process, u16> = Process::ALL.iter().map(|p| (*p, free_port())).collect();
         let key = ed25519_dalek::SigningKey::from_bytes(&rand::random())
             .to_pkcs8_pem(Default::default())
             .unwrap()
@@ -129,13 +128,6 @@ impl System {
         env.insert("accounts", accounts);
         let mut chat = common("chat");
         chat.insert("CACHE_URL", cache_url);
-        chat.insert(
-            "JWKS_URL",
-            format!(
-                "http://127.0.0.1:{}/.well-known/jwks.json",
-                ports[&Process::Accounts]
-            ),
-        );
         env.insert("chat", chat);
         let mut cards = common("cards");
         cards.insert("CARDS_ALLOW_ADDRESSES", cards_allow.to_owned());
@@ -148,7 +140,7 @@ impl System {
             smtp,
             folder,
             env,
-            ports,
+            ports: HashMap::new(),
             children: HashMap::new(),
             _databases: databases,
             _nats: nats,
@@ -157,7 +149,12 @@ impl System {
             system.release(service).await;
         }
         for process in Process::ALL {
-            system.spawn(process);
+            system.spawn(process).await;
+            if process == Process::Accounts {
+                // chat checks tokens with the keys accounts publishes.
+                let jwks = system.url(Process::Accounts, "/.well-known/jwks.json");
+                system.env.get_mut("chat").unwrap().insert("JWKS_URL", jwks);
+            }
         }
         for process in Process::ALL {
             system.wait_ready(process).await;
@@ -197,11 +194,48 @@ impl System {
         );
     }
 
-    pub fn spawn(&mut self, process: Process) {
+    /// Starts `process` on a port it picks itself (`PORT=0`), read from
+    /// the first line it logs: a port probed free beforehand may be taken by
+    /// another test's process before this one binds it.
+    pub async fn spawn(&mut self, process: Process) {
+        let log = self
+            .folder
+            .path()
+            .join(format!("{}.log", process.log_name()));
+        let logged_before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let mut command =
             self.command(process.service(), &[process.command()], &process.log_name());
-        command.env("PORT", self.ports[&process].to_string());
-        self.children.insert(process, command.spawn().unwrap());
+        command.env("PORT", "0");
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let bound = text
+                .get(logged_before..)
+                .unwrap_or_default()
+                .lines()
+                .find_map(|line| {
+                    let line: serde_json::Value = serde_json::from_str(line).ok()?;
+                    (line["message"] == "listening").then(|| line["fields"]["port"].as_u64())?
+                });
+            if let Some(port) = bound {
+                break u16::try_from(port).unwrap();
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{process:?} exited ({status}) before listening:\n{}",
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{process:?} never listened:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.ports.insert(process, port);
+        self.children.insert(process, child);
     }
 
     /// A one-off admin process of `service` (`accounts republish …`), with
