@@ -1,4 +1,7 @@
-//! Checking a token: signature, algorithm, key id, issuer, audience, expiry.
+//! Checking a token: signature, algorithm, key id, issuer, audience, and
+//! its time: not expired (`exp`), already valid (`nbf`), issued no later
+//! than now (`iat`) — each with the same leeway for clock skew (RFC 7519
+//! §4.1.4, §4.1.5, §4.1.6).
 
 use std::collections::HashMap;
 
@@ -38,6 +41,8 @@ pub enum TokenError {
     BadSignature,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
     #[error("the token is not meant for this audience")]
     WrongAudience,
     #[error("the token was not issued by the expected issuer")]
@@ -80,6 +85,7 @@ impl TokenVerifier {
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
@@ -108,6 +114,7 @@ impl TokenVerifier {
             match e.kind() {
                 ErrorKind::InvalidSignature => TokenError::BadSignature,
                 ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 ErrorKind::InvalidAudience => TokenError::WrongAudience,
                 ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
                 ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm,
@@ -117,6 +124,12 @@ impl TokenVerifier {
                 _ => TokenError::Malformed,
             }
         })?;
+        // A token issued in the future was signed by a clock far ahead, or
+        // made to outlive its `exp` check: refused like `nbf`.
+        let now = jsonwebtoken::get_current_timestamp();
+        if data.claims.iat > i64::try_from(now + LEEWAY_SECONDS).unwrap_or(i64::MAX) {
+            return Err(TokenError::NotYetValid);
+        }
         Ok(data.claims)
     }
 }

@@ -90,6 +90,50 @@ async fn expired_wrong_audience_and_wrong_issuer_tokens_are_refused() {
 }
 
 #[tokio::test]
+async fn tokens_not_valid_yet_are_refused_and_a_clock_a_little_ahead_is_forgiven() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.new_user("nora").await;
+    let with = |changes: &[(&str, i64)]| {
+        let mut claims = claims_for(&user.id);
+        for (name, at) in changes {
+            claims[*name] = json!(at);
+        }
+        sign_with(&app.key_pem, &claims)
+    };
+    for (why, token) in [
+        ("nbf an hour ahead", with(&[("nbf", now() + 3600)])),
+        ("nbf a minute ahead", with(&[("nbf", now() + 60)])),
+        (
+            "iat an hour ahead",
+            with(&[("iat", now() + 3600), ("exp", now() + 7200)]),
+        ),
+        (
+            "iat a day ahead",
+            with(&[("iat", now() + 86_400), ("exp", now() + 90_000)]),
+        ),
+        (
+            "both ahead",
+            with(&[
+                ("nbf", now() + 600),
+                ("iat", now() + 600),
+                ("exp", now() + 1200),
+            ]),
+        ),
+    ] {
+        assert_refused(&app, &token, why).await;
+    }
+    // Within the leeway a signer's clock may run ahead of ours.
+    for (why, token) in [
+        ("nbf 5 s ahead", with(&[("nbf", now() + 5)])),
+        ("iat 5 s ahead", with(&[("iat", now() + 5)])),
+        ("nbf passed", with(&[("nbf", now() - 60)])),
+    ] {
+        let response = app.get_with_token("/v1/users/me", &token).await;
+        assert_eq!(response.status(), StatusCode::OK, "{why}");
+    }
+}
+
+#[tokio::test]
 async fn a_tampered_token_is_refused() {
     let app = spawn_app(Backend::Sqlite).await;
     let user = app.new_user("sam").await;
