@@ -19,10 +19,13 @@ use crate::ServiceInfo;
 type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
 
-/// How long one backing service may take to answer a readiness check.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one backing service may take to answer a readiness check: well
+/// under the second a load balancer or the gateway waits for `/readyz`.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Ready means: not shutting down, and every backing service answers.
+/// Ready means: not shutting down, and every check answers (all at once,
+/// each within [`CHECK_TIMEOUT`]). What a service checks is its own: a web
+/// process its database, a worker also its bus and its consumers.
 #[derive(Clone)]
 pub struct Readiness {
     shutdown: Shutdown,
@@ -78,17 +81,21 @@ impl Readiness {
         if self.shutdown.is_triggered() {
             return (false, json!({ "status": "shutting_down" }));
         }
-        let mut ready = true;
-        let mut checks = Map::new();
-        for (name, check) in &self.checks {
-            let answer = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
-                Ok(Ok(())) => "ok".to_owned(),
-                Ok(Err(reason)) => format!("failing: {reason}"),
-                Err(_) => format!("failing: no answer within {CHECK_TIMEOUT:?}"),
-            };
-            ready &= answer == "ok";
-            checks.insert((*name).to_owned(), Value::from(answer));
-        }
+        let answers =
+            futures::future::join_all(self.checks.iter().map(|(name, check)| async move {
+                let answer = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
+                    Ok(Ok(())) => "ok".to_owned(),
+                    Ok(Err(reason)) => format!("failing: {reason}"),
+                    Err(_) => format!("failing: no answer within {CHECK_TIMEOUT:?}"),
+                };
+                (*name, answer)
+            }))
+            .await;
+        let ready = answers.iter().all(|(_, answer)| answer == "ok");
+        let checks: Map<String, Value> = answers
+            .into_iter()
+            .map(|(name, answer)| (name.to_owned(), Value::from(answer)))
+            .collect();
         let status = if ready { "ready" } else { "not_ready" };
         (ready, json!({ "status": status, "checks": checks }))
     }

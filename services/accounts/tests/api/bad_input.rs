@@ -121,3 +121,88 @@ async fn a_request_slower_than_the_timeout_is_cut_with_the_error_body() {
         "{answer}"
     );
 }
+
+/// Sends `request` as raw bytes (the parts a client library would refuse
+/// to send) and reads the whole answer: its status and body.
+async fn raw(address: &str, request: &[u8]) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // The server may answer (and close) before it has read all of it.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// What the HTTP parser refuses before any route sees it — too long a URI,
+/// too large a header block, a request line or a header that is not HTTP —
+/// gets the JSON error body too.
+#[tokio::test]
+async fn what_the_http_parser_refuses_answers_with_the_error_body() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let id = "x".repeat(100_000);
+    let query = "q=".to_owned() + &"y".repeat(100 * 1024);
+    let header = "z".repeat(1024 * 1024);
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            format!("GET /v1/users/{id} HTTP/1.1\r\nhost: t\r\n\r\n").into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            format!("GET /v1/users/me?{query} HTTP/1.1\r\nhost: t\r\n\r\n").into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nhost: t\r\nx-big: {header}\r\n\r\n").into_bytes(),
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nhost: t\r\n{}\r\n",
+                "x-many: y\r\n".repeat(200)
+            )
+            .into_bytes(),
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            b"G\x01T /healthz HTTP/1.1\r\nhost: t\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nbad header line\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            b"GET /healthz HTTP/7.0\r\nhost: t\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let shown = String::from_utf8_lossy(&request[..request.len().min(40)]).into_owned();
+        let (got, head, body) = raw(&app.address, &request).await;
+        assert_eq!(got, status, "{shown:?}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{shown:?}: {head}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{shown:?}: {e}: {body:?}"));
+        assert_eq!(body["error"]["code"], code, "{shown:?}");
+        assert!(body["error"]["message"].is_string());
+    }
+    // And the service goes on answering as before.
+    let healthy = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthy.status(), StatusCode::OK);
+}

@@ -284,13 +284,18 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     std::thread::sleep(Duration::from_millis(200));
     service.signal(Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
+    // For SHUTDOWN_DELAY (1 s) it goes on serving, saying it is not ready,
+    // so the gateway or a load balancer stops sending before it closes.
+    let readiness = reqwest::get(service.url("/readyz")).await.unwrap();
+    assert_eq!(readiness.status(), StatusCode::SERVICE_UNAVAILABLE);
+    std::thread::sleep(Duration::from_millis(1000));
     assert!(
         service.child.try_wait().unwrap().is_none(),
         "still draining while a request is in flight"
     );
     assert!(
         TcpStream::connect(("127.0.0.1", service.port)).is_err(),
-        "no new connections once draining"
+        "no new connections once the delay is over"
     );
     assert_eq!(in_flight.finish(), "HTTP/1.1 200 OK");
     let status = service.wait_for_exit(Duration::from_secs(10));
