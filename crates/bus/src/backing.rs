@@ -28,7 +28,7 @@ pub struct Backing {
     pub bus: Arc<dyn Bus>,
     /// With the pool's gauges.
     pub metrics: Metrics,
-    /// Checking the database and the bus; add the service's own checks to it.
+    /// Checking the database; add the service's own checks to it.
     pub readiness: Readiness,
     /// How long the relay keeps published events (`OUTBOX_RETENTION`).
     pub outbox_retention: std::time::Duration,
@@ -44,11 +44,13 @@ impl Backing {
         let bus = crate::settings::connect(&settings.bus.url).await?;
         let metrics = Metrics::new();
         metrics.watch_pool(service, db.clone());
-        let readiness = Readiness::new(shutdown.clone())
-            .with_ping("database", db.clone(), |db| async move {
+        // The bus is not a web process's concern: its writes wait in the
+        // outbox while the bus is down. A process with consumers adds it
+        // (`Process::bind`).
+        let readiness =
+            Readiness::new(shutdown.clone()).with_ping("database", db.clone(), |db| async move {
                 database::ping(&db).await
-            })
-            .with_ping("bus", bus.clone(), |bus| async move { bus.ping().await });
+            });
         Ok(Self {
             db,
             bus,
@@ -59,11 +61,13 @@ impl Backing {
     }
 
     /// The relay of `outbox`: from this process's database to its bus,
-    /// keeping what it published for `OUTBOX_RETENTION`.
+    /// keeping what it published for `OUTBOX_RETENTION`, its backlog's age
+    /// in this process's metrics.
     pub fn relay(&self, outbox: &Outbox) -> Relay {
         outbox
             .relay(self.db.clone(), self.bus.clone())
             .retention(self.outbox_retention)
+            .watched_by(&self.metrics)
     }
 }
 

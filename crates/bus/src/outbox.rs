@@ -151,6 +151,7 @@ impl Outbox {
             holder: uuid::Uuid::new_v4().to_string(),
             declared: Mutex::default(),
             retention: DEFAULT_RETENTION,
+            oldest_age: None,
         }
     }
 }
@@ -165,6 +166,8 @@ pub struct Relay {
     declared: Mutex<HashSet<String>>,
     /// How long published rows are kept; zero deletes them once published.
     retention: Duration,
+    /// Seconds the oldest event still to publish has waited (0: none waits).
+    oldest_age: Option<dozen_runtime::metrics::Gauge>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -194,6 +197,18 @@ impl Relay {
     /// are published, and [`crate::republish`] has nothing to send).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// Reports in `metrics` how long the oldest event still to publish has
+    /// waited, as `outbox_oldest_pending_event_age_seconds`: growing while
+    /// the bus is down, the backlog to alert on (a web process stays ready
+    /// meanwhile, its writes safe in the outbox).
+    pub fn watched_by(mut self, metrics: &dozen_runtime::metrics::Metrics) -> Self {
+        self.oldest_age = Some(metrics.gauge(
+            "outbox_oldest_pending_event_age_seconds",
+            "How long the oldest event in the outbox has waited to be published (0 when none waits)",
+        ));
         self
     }
 
@@ -280,11 +295,16 @@ impl Relay {
             return Ok(0);
         }
         let rows = sqlx::query(
-            "SELECT id, topic, body FROM bus_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, topic, body, created_at FROM bus_outbox WHERE published_at IS NULL
+             ORDER BY id LIMIT $1",
         )
         .bind(BATCH)
         .fetch_all(&self.pool)
         .await?;
+        if let Some(gauge) = &self.oldest_age {
+            let oldest: Option<i64> = rows.first().map(|row| row.try_get(3)).transpose()?;
+            gauge.set(oldest.map_or(0, |at| (now_millis() - at).max(0) / 1000));
+        }
         let mut batch = Vec::with_capacity(rows.len());
         for row in rows {
             let body: String = row.try_get(2)?;

@@ -164,6 +164,13 @@ impl Process {
         let api = std::mem::take(&mut work.api);
         let mut readiness = backing.readiness;
         if !work.consumers.is_empty() {
+            // Ready to consume: the bus answers, and every consumer can take events.
+            readiness =
+                readiness.with_ping(
+                    "bus",
+                    backing.bus.clone(),
+                    |bus| async move { bus.ping().await },
+                );
             let healths: Vec<_> = work.consumers.iter().map(Consumer::health).collect();
             // Ready only while every consumer can take events.
             readiness = readiness.with_check("consumers", move || {
