@@ -13,6 +13,7 @@ use sqlx::AnyPool;
 
 use crate::password::Passwords;
 use crate::settings::Settings;
+use crate::throttle::ThrottleSettings;
 use crate::tokens::TokenSigner;
 
 /// The schema, embedded in the binary; portable across SQLite and PostgreSQL.
@@ -26,6 +27,7 @@ pub struct AppState {
     pub keys: Keys,
     pub passwords: Passwords,
     pub outbox: Outbox,
+    pub throttle: ThrottleSettings,
 }
 
 impl std::fmt::Debug for AppState {
@@ -55,6 +57,7 @@ pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Proce
             "Password verifications, including the decoy ones for unknown users",
         )),
         outbox,
+        throttle: settings.throttle,
     };
     let work = Work {
         api: dozen_runtime::http::also_under(crate::manifest::ROUTE, crate::routes::router(state)),

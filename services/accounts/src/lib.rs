@@ -6,6 +6,7 @@ pub mod app;
 pub mod manifest;
 pub mod password;
 pub mod settings;
+pub mod throttle;
 pub mod tokens;
 
 mod openapi;

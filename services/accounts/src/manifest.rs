@@ -34,6 +34,7 @@ pub fn manifest() -> Manifest {
         Var::optional("JWT_AUDIENCE", "the tokens' aud (default dozen)"),
         Var::optional("TOKEN_TTL", "how long a token is good for (default 1h)"),
     ])
+    .vars(crate::throttle::ThrottleSettings::vars())
     .publishes(UserSignedUp::TYPE)
 }
 

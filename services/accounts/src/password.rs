@@ -1,5 +1,10 @@
 //! Password hashing with argon2id, off the async executor.
 //!
+//! A password is hashed and checked in Unicode NFKC, as NIST SP 800-63B
+//! §5.1.1.2 asks, so the same password typed on another keyboard (`é` as
+//! one code point or as `e` and a combining accent, a full-width digit)
+//! matches. Hashes made before of the text as typed still verify.
+//!
 //! Hashing is deliberately slow and memory-hungry (19 MiB each), so it runs on
 //! the blocking pool behind a semaphore sized to the CPUs: a burst of logins
 //! queues instead of stalling other requests or exhausting memory.
@@ -40,7 +45,7 @@ pub enum HashError {
 
 impl Passwords {
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move || hash_now(&password)).await?
+        self.run(move || hash_now(&normalized(&password))).await?
     }
 
     /// Whether `password` matches `stored`. With no stored hash (unknown user) a
@@ -54,14 +59,19 @@ impl Passwords {
         self.run(move || {
             checks.inc();
             let stored = stored.as_deref().unwrap_or_else(|| dummy_hash());
-            let matches = PasswordHash::new(stored)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false);
-            matches && stored != dummy_hash()
+            let Ok(parsed) = PasswordHash::new(stored) else {
+                return false;
+            };
+            let matches = |text: &str| {
+                Argon2::default()
+                    .verify_password(text.as_bytes(), &parsed)
+                    .is_ok()
+            };
+            let normal = normalized(&password);
+            // The text as typed: a hash from before passwords were
+            // normalised. Checked for unknown users too, so the time tells nothing.
+            let matched = matches(&normal) || (normal != password && matches(&password));
+            matched && stored != dummy_hash()
         })
         .await
     }
@@ -77,6 +87,12 @@ impl Passwords {
             .expect("the semaphore is never closed");
         Ok(tokio::task::spawn_blocking(work).await?)
     }
+}
+
+/// `password` in Unicode NFKC.
+pub fn normalized(password: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    password.nfkc().collect()
 }
 
 fn hash_now(password: &str) -> Result<String, HashError> {
@@ -111,6 +127,56 @@ mod tests {
             .unwrap());
         assert!(!passwords
             .verify("wrong horse!".into(), Some(hash))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_password_matches_however_its_characters_are_composed() {
+        let passwords = Passwords::new(Counter::default());
+        // é as one code point (NFC); e and a combining acute (NFD); the
+        // compatibility forms NFKC folds: full-width digits, the ligature ﬁ.
+        let hash = passwords.hash("caf\u{e9} 2024 fine".into()).await.unwrap();
+        for typed in [
+            "caf\u{e9} 2024 fine",
+            "cafe\u{301} 2024 fine",
+            "caf\u{e9} \u{ff12}\u{ff10}\u{ff12}\u{ff14} fine",
+            "cafe\u{301} 2024 \u{fb01}ne",
+        ] {
+            assert!(
+                passwords
+                    .verify(typed.into(), Some(hash.clone()))
+                    .await
+                    .unwrap(),
+                "{typed:?}"
+            );
+        }
+        for wrong in [
+            "cafe 2024 fine",
+            "caf\u{e8} 2024 fine",
+            "CAF\u{c9} 2024 FINE",
+        ] {
+            assert!(
+                !passwords
+                    .verify(wrong.into(), Some(hash.clone()))
+                    .await
+                    .unwrap(),
+                "{wrong:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_the_text_as_typed_from_before_normalising_still_verifies() {
+        let passwords = Passwords::new(Counter::default());
+        let typed = "cafe\u{301} au lait";
+        let legacy = hash_now(typed).unwrap();
+        assert!(passwords
+            .verify(typed.into(), Some(legacy.clone()))
+            .await
+            .unwrap());
+        assert!(!passwords
+            .verify("cafe au lait".into(), Some(legacy))
             .await
             .unwrap());
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use dozen_bus::ProcessSettings;
 use dozen_runtime::config::{ConfigError, Env, FromEnv};
 
+use crate::throttle::ThrottleSettings;
 use crate::tokens::TokenSigner;
 
 /// Settings of the web process (`accounts serve`).
@@ -12,6 +13,7 @@ use crate::tokens::TokenSigner;
 pub struct Settings {
     pub process: ProcessSettings,
     pub tokens: TokenSigner,
+    pub throttle: ThrottleSettings,
 }
 
 impl FromEnv for Settings {
@@ -19,6 +21,7 @@ impl FromEnv for Settings {
         Ok(Self {
             process: ProcessSettings::from_env(env)?,
             tokens: TokenSigner::from_env(env)?,
+            throttle: ThrottleSettings::from_env(env)?,
         })
     }
 }

@@ -1,15 +1,17 @@
 //! Logging in: credentials in, session token out.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dozen_runtime::http::ApiError;
+use dozen_runtime::http::{ApiError, ClientAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::users::User;
 use crate::app::AppState;
 use crate::store::{self, UserRow};
+use crate::throttle::Attempt;
 use crate::validation::FieldErrors;
 
 /// `POST /v1/sessions` body: `username` or `email`, and `password`.
@@ -48,7 +50,9 @@ pub(crate) fn session_for(state: &AppState, row: UserRow) -> Result<Session, Api
 
 /// Log in with a username or an e-mail address and a password.
 ///
-/// A wrong password and an unknown user get the same answer in the same time.
+/// A wrong password and an unknown user get the same answer in the same
+/// time; so do too many attempts for an account or from an address (429,
+/// with `Retry-After` in seconds), whether the account exists or not.
 #[utoipa::path(
     post, path = "/v1/sessions", tag = "sessions",
     request_body = LoginRequest,
@@ -56,12 +60,16 @@ pub(crate) fn session_for(state: &AppState, row: UserRow) -> Result<Session, Api
         (status = 200, description = "Logged in", body = Session),
         (status = 401, description = "Wrong credentials", body = crate::openapi::ErrorBody),
         (status = 422, description = "Invalid fields", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts for this account or from this address; wait `Retry-After` seconds",
+            body = crate::openapi::ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds until an attempt is counted afresh"))),
     )
 )]
 pub(crate) async fn log_in(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Json(body): Json<LoginRequest>,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut errors = FieldErrors::default();
     let password = errors.present("password", &body.password);
     let login = match (body.username.as_deref(), body.email.as_deref()) {
@@ -81,6 +89,20 @@ pub(crate) async fn log_in(
         unreachable!("into_result reports every missing field");
     };
 
+    let attempt = Attempt::new(login.name(), address);
+    if let Err(throttled) = attempt.count(&state.db, &state.throttle).await? {
+        let seconds = throttled.retry_after.as_secs();
+        let mut answer = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many login attempts; try again in {seconds} s"),
+        )
+        .into_response();
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(answer);
+    }
     let row = match &login {
         Login::Username(username) => store::by_username(&state.db, username).await?,
         Login::Email(email) => store::by_email(&state.db, email).await?,
@@ -92,7 +114,10 @@ pub(crate) async fn log_in(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     match row {
-        Some(row) if matches => Ok(Json(session_for(&state, row)?)),
+        Some(row) if matches => {
+            attempt.succeeded(&state.db).await?;
+            Ok(Json(session_for(&state, row)?).into_response())
+        }
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -104,4 +129,14 @@ pub(crate) async fn log_in(
 enum Login<'a> {
     Username(&'a str),
     Email(String),
+}
+
+impl Login<'_> {
+    /// What the attempt is counted by.
+    fn name(&self) -> &str {
+        match self {
+            Login::Username(username) => username,
+            Login::Email(email) => email,
+        }
+    }
 }

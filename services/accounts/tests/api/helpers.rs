@@ -48,6 +48,7 @@ pub fn test_settings(database_url: &str, bus_url: &str, key_pem: &str) -> Settin
             Duration::from_secs(3600),
         )
         .expect("signing key"),
+        throttle: accounts::throttle::ThrottleSettings::default(),
     }
 }
 
