@@ -77,17 +77,18 @@ impl Upstreams {
         Ok(Self(Arc::new(services)))
     }
 
-    /// The service's ready instances, starting with the one whose turn it is.
+    /// The service's instances in the order to try them: the ready ones,
+    /// starting with the one whose turn it is, then the others — tried only
+    /// when no ready one answers ("fail open", as a load balancer does when
+    /// every target looks unhealthy: a readiness view a moment old must not
+    /// turn a working service away).
     pub fn in_turn(&self, service: &str) -> Option<Vec<Arc<Instance>>> {
         let service = self.0.get(service)?;
         let count = service.instances.len();
         let first = service.turn.fetch_add(1, Ordering::Relaxed) % count;
-        Some(
-            (0..count)
-                .map(|i| service.instances[(first + i) % count].clone())
-                .filter(|i| i.is_ready())
-                .collect(),
-        )
+        let rotated = (0..count).map(|i| service.instances[(first + i) % count].clone());
+        let (ready, unready): (Vec<_>, Vec<_>) = rotated.partition(|i| i.is_ready());
+        Some(ready.into_iter().chain(unready).collect())
     }
 
     /// Asks every instance's `/readyz` every `every`, until the process stops.

@@ -29,7 +29,7 @@ fn children_of(parent: u32) -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repositorys_procfile_brings_up_the_whole_system_which_works_and_stops_cleanly() {
-    whole_system(port_base(0), Vec::new()).await;
+    whole_system(port_base(0), Vec::new(), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +37,7 @@ async fn the_same_command_runs_the_system_on_postgres_and_nats_given_only_two_va
     let Some(dozen_testing::Backend::Postgres(server)) = dozen_testing::Backend::postgres() else {
         return;
     };
-    let Some(nats) = dozen_testing::ChildServer::nats() else {
+    let Some(mut nats) = dozen_testing::ChildServer::nats() else {
         return;
     };
     let now = std::time::SystemTime::now()
@@ -55,11 +55,144 @@ async fn the_same_command_runs_the_system_on_postgres_and_nats_given_only_two_va
             ("DATABASE_URL", database),
             ("BUS_URL", format!("nats://127.0.0.1:{}", nats.port())),
         ],
+        Some(&mut nats),
     )
     .await;
 }
 
-async fn whole_system(base: u16, mut vars: Vec<(&'static str, String)>) {
+/// What a service serves outside its public API (`/metrics`, `/readyz`) is
+/// not under its route at the gateway, however the path is spelled.
+async fn nothing_outside_a_services_api_is_reachable_through_the_gateway(base: u16) {
+    let client = reqwest::Client::new();
+    for (path, status) in [
+        ("/api/accounts/v1/users/..%2F..%2Fmetrics", 400),
+        // (A client sends `%2e%2e` as `..`, which URL parsers resolve:
+        // that arrives as /api/accounts/metrics, below.)
+        ("/api/accounts/metrics", 404),
+        ("/api/chat/metrics", 404),
+        ("/api/chat/readyz", 404),
+    ] {
+        let answer = client
+            .get(format!("http://127.0.0.1:{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{path}");
+        let body: Value = answer.json().await.expect("a JSON error body");
+        assert!(body["error"]["code"].is_string(), "{path}: {body}");
+    }
+}
+
+/// 60 posts, 20 ms apart, through the gateway while one of the two chat
+/// instances gets SIGTERM midway: every one answers 201.
+async fn a_chat_instance_draining_fails_no_request_through_the_gateway(
+    dozen: &dozen_testing::up::DozenUp,
+    base: u16,
+    token: &str,
+) {
+    let client = reqwest::Client::new();
+    let api = |path: &str| format!("http://127.0.0.1:{base}/api/chat{path}");
+    let room: Value = client
+        .post(api("/v1/rooms"))
+        .bearer_auth(token)
+        .json(&json!({ "name": "drain" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let posts = api(&format!(
+        "/v1/rooms/{}/messages",
+        room["id"].as_str().unwrap()
+    ));
+    let processes: Value = serde_json::from_slice(
+        &std::fs::read(dozen.folder.path().join(".dozen/processes.json")).unwrap(),
+    )
+    .unwrap();
+    let draining = processes["chat.2"]["pid"].as_i64().expect("chat.2's pid") as i32;
+    let mut statuses = Vec::new();
+    for n in 0..60 {
+        if n == 20 {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(draining), Signal::SIGTERM).unwrap();
+        }
+        let answer = client
+            .post(&posts)
+            .bearer_auth(token)
+            .json(&json!({ "text": format!("message {n}") }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+}
+
+/// NATS stopped for a few seconds: the API answers through the gateway all
+/// along, reads and writes (posts wait in chat's outbox); chat's web
+/// processes stay ready, its worker, which consumes, is not.
+async fn the_api_stays_up_while_the_broker_is_down(
+    nats: &mut dozen_testing::ChildServer,
+    base: u16,
+    token: &str,
+) {
+    let client = reqwest::Client::new();
+    let api = |path: &str| format!("http://127.0.0.1:{base}/api/chat{path}");
+    let room: Value = client
+        .post(api("/v1/rooms"))
+        .bearer_auth(token)
+        .json(&json!({ "name": "outage" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let room = room["id"].as_str().unwrap().to_owned();
+    nats.stop_gracefully();
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        let read = client
+            .get(api(&format!("/v1/rooms/{room}/messages")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200, "{}", read.text().await.unwrap());
+        let post = client
+            .post(api(&format!("/v1/rooms/{room}/messages")))
+            .bearer_auth(token)
+            .json(&json!({ "text": format!("while the broker is away {n}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(post.status(), 201, "{}", post.text().await.unwrap());
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = |port: u16| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(ready(base + 200).await, 200, "chat's web process");
+    assert_eq!(ready(base + 300).await, 503, "chat's worker cannot consume");
+    nats.start();
+}
+
+async fn whole_system(
+    base: u16,
+    mut vars: Vec<(&'static str, String)>,
+    nats: Option<&mut dozen_testing::ChildServer>,
+) {
     vars.push((
         "JWKS_URL",
         format!("http://127.0.0.1:{}/.well-known/jwks.json", base + 100),
@@ -115,7 +248,7 @@ async fn whole_system(base: u16, mut vars: Vec<(&'static str, String)>) {
         .unwrap();
     let token = signed_up["access_token"]
         .as_str()
-        .expect("signed up")
+        .unwrap_or_else(|| panic!("signed up: {signed_up}\n{}", dozen.output()))
         .to_owned();
     let mail = dozen.folder.path().join("data/mail");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -165,6 +298,11 @@ async fn whole_system(base: u16, mut vars: Vec<(&'static str, String)>) {
             .find(|l| l.starts_with(process))
             .unwrap_or_else(|| panic!("{status}"));
         assert!(line.contains(" yes "), "{line}");
+    }
+    nothing_outside_a_services_api_is_reachable_through_the_gateway(base).await;
+    a_chat_instance_draining_fails_no_request_through_the_gateway(&dozen, base, &token).await;
+    if let Some(nats) = nats {
+        the_api_stays_up_while_the_broker_is_down(nats, base, &token).await;
     }
 
     dozen.signal(Signal::SIGINT);

@@ -1,5 +1,6 @@
 //! The gateway in front of small upstream servers of the test's own.
 
+use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -23,20 +24,7 @@ async fn upstream(name: &'static str) -> Upstream {
     let ready = Arc::new(AtomicBool::new(true));
     let draining = Arc::new(AtomicBool::new(false));
     let (r, d1, d2) = (ready.clone(), draining.clone(), draining.clone());
-    let app = Router::new()
-        .route(
-            "/readyz",
-            get(move || {
-                let ok = r.load(Ordering::SeqCst);
-                async move {
-                    if ok {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                }
-            }),
-        )
+    let api = Router::new()
         .route(
             "/whoami",
             get(move |headers: HeaderMap| async move {
@@ -72,6 +60,36 @@ async fn upstream(name: &'static str) -> Upstream {
         .route(
             "/echo",
             post(|body: String| async move { (StatusCode::ACCEPTED, [("x-echo", "yes")], body) }),
+        )
+        .route(
+            "/path/{*rest}",
+            get(
+                |OriginalUri(uri): OriginalUri, headers: HeaderMap| async move {
+                    let forwarded = headers
+                        .get("x-forwarded-for")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    format!("{uri} from {}", forwarded.unwrap_or_default())
+                },
+            ),
+        );
+    // As the services do: the API under its public route (the gateway sends
+    // the path as received), the operations routes at the root only.
+    let app = Router::new()
+        .nest("/api/chat", api.clone())
+        .nest("/api/accounts", api)
+        .route("/metrics", get(|| async { "# the upstream's metrics" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ok = r.load(Ordering::SeqCst);
+                async move {
+                    if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
@@ -125,16 +143,29 @@ async fn requests_are_shared_round_robin_between_the_ready_instances() {
         let (_, body) = text(&client, format!("{gw}/api/chat/whoami")).await;
         assert!(body.starts_with("a "), "{body}");
     }
+    // Neither says it is ready: the gateway fails open, as a load balancer
+    // does, rather than turn a working service away on a stale view.
     a.ready.store(false, Ordering::SeqCst);
     tokio::time::sleep(web::CHECK_EVERY * 3).await;
-    let response = client
-        .get(format!("{gw}/api/chat/whoami"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "no_ready_instance");
+    let (status, _) = text(&client, format!("{gw}/api/chat/whoami")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_no_instance_ready_or_reachable_the_answer_is_a_json_503() {
+    let (dead, also_dead) = (dozen_testing::free_port(), dozen_testing::free_port());
+    let (gw, _stop) = gateway(&format!("chat=127.0.0.1:{dead},127.0.0.1:{also_dead}")).await;
+    tokio::time::sleep(web::CHECK_EVERY * 3).await;
+    let client = reqwest::Client::new();
+    for request in [
+        client.get(format!("{gw}/api/chat/whoami")),
+        client.post(format!("{gw}/api/chat/work")),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "no_ready_instance");
+    }
 }
 
 #[tokio::test]
@@ -221,6 +252,69 @@ async fn an_unknown_service_is_a_json_404() {
     assert_eq!(body["error"]["code"], "not_found");
     let (status, _) = text(&client, format!("{gw}/readyz")).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// One raw request (a client that sends its path as written, as `curl
+/// --path-as-is` does), in HTTP/1.0 so the answer's body is not chunked:
+/// its status and body.
+async fn raw_get(address: &str, path: &str, headers: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nhost: x\r\n{headers}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_gateway_forwards_the_path_as_received_and_nothing_reaches_outside_the_services_prefix()
+{
+    let a = upstream("a").await;
+    let (gw, _stop) = gateway(&format!("accounts={};chat={}", a.address, a.address)).await;
+    // Encoded as sent: the upstream sees one segment, not a way out.
+    for path in [
+        "/api/accounts/path/v1/users/x%20y?q=%26",
+        "/api/accounts/path/caf%C3%A9",
+        "/api/chat/path/%252e%252e/metrics",
+    ] {
+        let (status, body) = raw_get(&gw, path, "").await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            body.starts_with(&format!("{path} from 127.0.0.1")),
+            "{path}: {body}"
+        );
+    }
+    // Steps out of the prefix, in any spelling: refused at the gateway.
+    for path in [
+        "/api/accounts/v1/users/..%2F..%2Fmetrics",
+        "/api/accounts/../../metrics",
+        "/api/accounts/%2e%2e/metrics",
+        "/api/accounts/path/.%2E/%2E%2e/metrics",
+        "/api/chat/./metrics",
+        "/api/chat/path/..%5c..%5cmetrics",
+    ] {
+        let (status, body) = raw_get(&gw, path, "").await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], "bad_path");
+    }
+    // What a service has outside its public API is not under its prefix.
+    for path in ["/api/accounts/metrics", "/api/chat/readyz", "/api/accounts"] {
+        let (status, body) = raw_get(&gw, path, "").await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("metrics\""), "{body}");
+    }
+    // The caller's address is added to the chain a proxy before it began.
+    let (_, body) = raw_get(&gw, "/api/chat/path/x", "x-forwarded-for: 203.0.113.7\r\n").await;
+    assert_eq!(body, "/api/chat/path/x from 203.0.113.7, 127.0.0.1");
 }
 
 #[test]
