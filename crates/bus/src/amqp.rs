@@ -86,11 +86,9 @@ struct Names {
 
 impl Names {
     fn new(namespace: Option<&str>) -> Self {
-        let root = match namespace {
-            Some(namespace) => format!("dozen-{namespace}"),
-            None => "dozen".to_owned(),
-        };
-        Self { root }
+        Self {
+            root: crate::names::root(namespace),
+        }
     }
 
     fn topic_exchange(&self, topic: &str) -> String {

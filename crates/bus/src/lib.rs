@@ -53,7 +53,7 @@ mod backing;
 mod consumer;
 mod event;
 pub mod inbox;
-#[cfg(any(feature = "nats", feature = "sns-sqs"))]
+#[cfg(any(feature = "nats", feature = "amqp", feature = "sns-sqs"))]
 pub mod names;
 #[cfg(feature = "nats")]
 mod nats;

@@ -15,6 +15,16 @@ pub fn token(name: &str) -> String {
         .collect()
 }
 
+/// What every name a broker bus gives begins with: `dozen`, or
+/// `dozen-<namespace>` for a `namespace=` in `BUS_URL`. No root is a prefix
+/// of another's names: a separator always follows it.
+pub(crate) fn root(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(namespace) => format!("dozen-{namespace}"),
+        None => "dozen".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
