@@ -38,12 +38,14 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 
 /// A base port for `dozen up --port-base`: eight process types a hundred
 /// ports apart, two instances each, every port free now. Below the kernel's
-/// ephemeral range, so other tests' outgoing connections cannot be holding
-/// them; `block` (0–4) gives each caller a range of its own.
+/// ephemeral range (Linux's starts at 32768), so other tests' outgoing
+/// connections cannot be holding them; `block` (0–4) gives each caller four
+/// bases of its own, 1,000 ports apart, from 10,000 + 4,000 × `block`.
 pub fn port_base(block: u16) -> u16 {
-    let start = 10_000 + block * 10_000 + (std::process::id() % 9) as u16 * 1000;
-    (0..9)
-        .map(|k| start + ((k * 1000) % 9000))
+    assert!(block < 5, "blocks 0 to 4 fit below the ephemeral range");
+    let first = (std::process::id() % 4) as u16;
+    (0..4)
+        .map(|k| 10_000 + (block * 4 + (first + k) % 4) * 1000)
         .find(|base| {
             (0..8u16).all(|i| {
                 (0..2u16)
