@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod live;
 pub mod manifest;
 pub mod model;
+mod openapi;
 pub mod repair;
 pub mod settings;
 pub mod text;

@@ -1,8 +1,9 @@
 //! What the API answers and the live stream carries.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Room {
     pub id: String,
     pub name: String,
@@ -20,28 +21,28 @@ pub struct Room {
     pub unread: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Member {
     pub id: String,
     /// Null until chat has heard of the user.
     pub username: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RoomDetail {
     #[serde(flatten)]
     pub room: Room,
     pub member_list: Vec<Member>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Author {
     pub id: String,
     pub username: String,
 }
 
 /// A link preview attached to a message by the cards service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Card {
     pub url: String,
     pub title: String,
@@ -49,7 +50,7 @@ pub struct Card {
     pub image: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: String,
     pub room_id: String,
@@ -70,27 +71,27 @@ pub struct Message {
 }
 
 /// A card, as the live stream announces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CardAttached {
     pub message_id: String,
     pub card: Card,
 }
 
 /// A deletion, as the live stream announces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MessageDeleted {
     pub message_id: String,
 }
 
 /// A member of a room who is online or typing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: String,
     pub username: String,
 }
 
 /// Who has the room open now, as the live stream announces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Presence {
     /// Sorted by username.
     pub online: Vec<User>,
@@ -98,7 +99,7 @@ pub struct Presence {
 }
 
 /// Someone is typing in the room, as the live stream announces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Typing {
     pub user: User,
     /// Show it for this long unless another `typing` or a message from the user comes.
@@ -106,7 +107,7 @@ pub struct Typing {
 }
 
 /// A room's unread count changed, as the activity stream announces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Unread {
     pub room_id: String,
     pub last_seq: i64,

@@ -22,65 +22,141 @@ fn is_unseen(c: char) -> bool {
     )
 }
 
+/// Something to see: not unseen, not white space.
+fn is_visible(c: char) -> bool {
+    !is_unseen(c) && !c.is_whitespace()
+}
+
+/// What a message may not hold: controls (Cc) but tab, line feed and
+/// carriage return.
+fn is_refused_in_message(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
 /// A room name as it is kept and shown (Unicode NFC, trimmed), and the key
-/// it is unique by (also lower-cased), or what is wrong with it. A name is
-/// 1–64 characters with no control or format character, so it can neither
-/// look empty nor reorder the text around it (Unicode TR #36, §2.2).
+/// it is unique by (also lower-cased), or what is wrong with it. As sent, a
+/// name is 1–64 characters with no control or format character, so it can
+/// neither look empty nor reorder the text around it (Unicode TR #36,
+/// §2.2), and something to see. [`room_name_pattern`] says the same.
 pub fn room_name(raw: &str) -> Result<(String, String), Vec<String>> {
-    let name: String = raw.nfc().collect::<String>().trim().to_owned();
     let mut problems = Vec::new();
-    let length = name.chars().count();
+    let length = raw.chars().count();
     if !(1..=MAX_ROOM_NAME_CHARS).contains(&length) {
         problems.push(format!(
             "must be 1 to {MAX_ROOM_NAME_CHARS} characters long"
         ));
     }
-    if name.chars().any(is_unseen) {
+    if raw.chars().any(is_unseen) {
         problems.push(
             "may not contain control or invisible formatting characters (zero-width, bidirectional)"
                 .to_owned(),
         );
     }
+    if length > 0 && !raw.chars().any(is_visible) {
+        problems.push("must have something to see, not only spaces".to_owned());
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
+    let name: String = raw.nfc().collect::<String>().trim().to_owned();
     let key = name.to_lowercase();
     Ok((name, key))
 }
 
 /// A message's text as it is kept (Unicode NFC, line breaks as `\n`,
-/// trimmed), or what is wrong with it: 1–4,000 characters, no control
-/// character but newline and tab, and something to see — not only spaces
-/// and format characters. Format characters are allowed inside (emoji
-/// sequences and right-to-left text need them); clients show each message
-/// isolated, so they cannot reorder what is around it.
+/// trimmed), or what is wrong with it. As sent: 1–4,000 characters, no
+/// control character but tab and line breaks, and something to see — not
+/// only spaces and format characters. Format characters are allowed inside
+/// (emoji sequences and right-to-left text need them); clients show each
+/// message isolated, so they cannot reorder what is around it.
+/// [`message_pattern`] says the same.
 pub fn message_text(raw: &str) -> Result<String, Vec<String>> {
-    let text: String = raw
+    let mut problems = Vec::new();
+    if raw.chars().count() > MAX_CHARS {
+        problems.push(format!("must be at most {MAX_CHARS} characters long"));
+    }
+    if raw.chars().any(is_refused_in_message) {
+        problems.push("may not contain control characters".to_owned());
+    }
+    if !raw.chars().any(is_visible) {
+        problems.push("may not be empty".to_owned());
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(raw
         .replace("\r\n", "\n")
         .replace('\r', "\n")
         .nfc()
         .collect::<String>()
         .trim()
-        .to_owned();
-    let mut problems = Vec::new();
-    let length = text.chars().count();
-    if length > MAX_CHARS {
-        problems.push(format!("must be at most {MAX_CHARS} characters long"));
+        .to_owned())
+}
+
+/// [`room_name`]'s rule as a regular expression (JSON Schema's `pattern`;
+/// the length is its `minLength` and `maxLength`), made from the very
+/// functions the rule applies.
+pub fn room_name_pattern() -> &'static str {
+    static PATTERN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let allowed = class_without(is_unseen);
+        format!(
+            "^{allowed}*{}{allowed}*$",
+            class_without(|c| !is_visible(c))
+        )
+    })
+}
+
+/// [`message_text`]'s rule as a regular expression, as [`room_name_pattern`].
+pub fn message_pattern() -> &'static str {
+    static PATTERN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let allowed = class_without(is_refused_in_message);
+        format!(
+            "^{allowed}*{}{allowed}*$",
+            class_without(|c| !is_visible(c))
+        )
+    })
+}
+
+/// `[^…]`: every character but those `refused` says, as ranges. Characters
+/// of the Basic Multilingual Plane are written `\uXXXX`, the others as
+/// themselves: both mean the same to ECMA-262 (with the `u` flag), Python
+/// and Rust's regex engines.
+fn class_without(refused: impl Fn(char) -> bool) -> String {
+    let mut class = String::from("[^");
+    let mut run: Option<(char, char)> = None;
+    let write = |class: &mut String, (first, last): (char, char)| {
+        let one = |c: char| {
+            if (c as u32) <= 0xFFFF {
+                format!("\\u{:04X}", c as u32)
+            } else {
+                c.to_string()
+            }
+        };
+        class.push_str(&one(first));
+        if last != first {
+            class.push('-');
+            class.push_str(&one(last));
+        }
+    };
+    for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+        if refused(c) {
+            run = match run {
+                Some((first, last)) if last as u32 + 1 == c as u32 => Some((first, c)),
+                Some(done) => {
+                    write(&mut class, done);
+                    Some((c, c))
+                }
+                None => Some((c, c)),
+            };
+        }
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-    {
-        problems.push("may not contain control characters".to_owned());
+    if let Some(done) = run {
+        write(&mut class, done);
     }
-    if !text.chars().any(|c| !c.is_whitespace() && !is_unseen(c)) {
-        problems.push("may not be empty".to_owned());
-    }
-    if problems.is_empty() {
-        Ok(text)
-    } else {
-        Err(problems)
-    }
+    class.push(']');
+    class
 }
 
 /// Usernames after `@` (accounts' rule: 3–32 of `a-z`, `0-9`, `_`), each once,
@@ -195,6 +271,48 @@ mod tests {
         assert_eq!(room_name("GÉNÉRAL").unwrap().1, composed.1);
         assert_eq!(room_name("日本語のへや 🎉").unwrap().0, "日本語のへや 🎉");
         assert_eq!(room_name(&"x".repeat(64)).unwrap().0.len(), 64);
+    }
+
+    #[test]
+    fn the_patterns_say_what_the_rules_say() {
+        let name = regex::Regex::new(room_name_pattern()).unwrap();
+        let message = regex::Regex::new(message_pattern()).unwrap();
+        for text in [
+            "general",
+            "  Général ",
+            "日本語のへや 🎉",
+            "",
+            " ",
+            "\u{200b}",
+            "a\u{202e}b",
+            "tab\there",
+            "line\nbreak",
+            " \n\t ",
+            "\u{200b} \u{2060}",
+            "bell\u{7}",
+            "nul\u{0}",
+            "e\u{301}",
+            "👨\u{200d}👩\u{200d}👧",
+            "\u{e0001}tag",
+            "x\r\ny",
+            "\u{85}",
+            "\u{a0}",
+            "\u{3000}x",
+            "\u{1d173}",
+            "ok\u{feff}",
+        ] {
+            let chars = text.chars().count();
+            assert_eq!(
+                room_name(text).is_ok(),
+                name.is_match(text) && (1..=MAX_ROOM_NAME_CHARS).contains(&chars),
+                "room name {text:?}"
+            );
+            assert_eq!(
+                message_text(text).is_ok(),
+                message.is_match(text) && chars <= MAX_CHARS,
+                "message {text:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod edge;
 mod error;
 mod fields;
 mod middleware;
+pub mod openapi;
 mod ops;
 
 use std::future::IntoFuture;

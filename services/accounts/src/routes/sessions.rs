@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dozen_runtime::http::openapi::ErrorBody;
 use dozen_runtime::http::{ApiError, ClientAddress};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,14 +15,42 @@ use crate::store::{self, UserRow};
 use crate::throttle::Attempt;
 use crate::validation::FieldErrors;
 
-/// `POST /v1/sessions` body: `username` or `email`, and `password`.
-#[derive(Deserialize, ToSchema)]
+/// `POST /v1/sessions` body as read: any field may be missing, and each
+/// missing one is reported in the standard 422 shape.
+#[derive(Deserialize)]
 pub(crate) struct LoginRequest {
-    #[schema(example = "alice")]
     username: Option<String>,
     email: Option<String>,
-    #[schema(example = "correct horse battery")]
     password: Option<String>,
+}
+
+/// `POST /v1/sessions` body as documented: a `username` or an `email`
+/// (one, not both), and the `password`.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documentation only; the handler reads `LoginRequest`
+pub(crate) enum Login {
+    ByUsername(ByUsername),
+    ByEmail(ByEmail),
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ByUsername {
+    #[schema(example = "alice")]
+    username: String,
+    #[schema(example = "correct horse battery")]
+    password: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ByEmail {
+    /// Compared in lower case, without surrounding white space.
+    #[schema(example = "alice@example.com")]
+    email: String,
+    #[schema(example = "correct horse battery")]
+    password: String,
 }
 
 /// A session: the user and a bearer token for them.
@@ -55,13 +84,12 @@ pub(crate) fn session_for(state: &AppState, row: UserRow) -> Result<Session, Api
 /// with `Retry-After` in seconds), whether the account exists or not.
 #[utoipa::path(
     post, path = "/v1/sessions", tag = "sessions",
-    request_body = LoginRequest,
+    request_body = Login,
     responses(
         (status = 200, description = "Logged in", body = Session),
-        (status = 401, description = "Wrong credentials", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Invalid fields", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Wrong credentials", body = ErrorBody),
         (status = 429, description = "Too many attempts for this account or from this address; wait `Retry-After` seconds",
-            body = crate::openapi::ErrorBody,
+            body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds until an attempt is counted afresh"))),
     )
 )]
@@ -73,8 +101,8 @@ pub(crate) async fn log_in(
     let mut errors = FieldErrors::default();
     let password = errors.present("password", &body.password);
     let login = match (body.username.as_deref(), body.email.as_deref()) {
-        (Some(username), None) => Some(Login::Username(username)),
-        (None, Some(email)) => Some(Login::Email(email.trim().to_ascii_lowercase())),
+        (Some(username), None) => Some(LoginName::Username(username)),
+        (None, Some(email)) => Some(LoginName::Email(email.trim().to_ascii_lowercase())),
         (None, None) => {
             errors.add("username", "is required (or give an email instead)");
             None
@@ -104,8 +132,8 @@ pub(crate) async fn log_in(
         return Ok(answer);
     }
     let row = match &login {
-        Login::Username(username) => store::by_username(&state.db, username).await?,
-        Login::Email(email) => store::by_email(&state.db, email).await?,
+        LoginName::Username(username) => store::by_username(&state.db, username).await?,
+        LoginName::Email(email) => store::by_email(&state.db, email).await?,
     };
     let stored = row.as_ref().map(|r| r.password_hash.clone());
     let matches = state
@@ -126,17 +154,17 @@ pub(crate) async fn log_in(
     }
 }
 
-enum Login<'a> {
+enum LoginName<'a> {
     Username(&'a str),
     Email(String),
 }
 
-impl Login<'_> {
+impl LoginName<'_> {
     /// What the attempt is counted by.
     fn name(&self) -> &str {
         match self {
-            Login::Username(username) => username,
-            Login::Email(email) => email,
+            LoginName::Username(username) => username,
+            LoginName::Email(email) => email,
         }
     }
 }

@@ -7,6 +7,7 @@ use dozen_auth::Authenticated;
 use dozen_bus::Event;
 use dozen_events::UserSignedUp;
 use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
+use dozen_runtime::http::openapi::ErrorBody;
 use dozen_runtime::http::ApiError;
 use dozen_runtime::trace::TraceParent;
 use serde::{Deserialize, Serialize};
@@ -18,16 +19,18 @@ use crate::store::{self, InsertError, UserRow};
 use crate::validation::{check_email, check_password, check_username, FieldErrors};
 
 /// `POST /v1/users` body. Fields are optional here so a missing one is
-/// reported with the others, in the standard 422 shape.
+/// reported with the others, in the standard 422 shape; the document says
+/// they are required, with the rules `validation` applies.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct SignupRequest {
     /// 3–32 of `a-z`, `0-9`, `_`.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", value_type = String, required = true)]
     username: Option<String>,
-    #[schema(example = "alice@example.com")]
+    /// An address such as name@example.com; kept in lower case.
+    #[schema(example = "alice@example.com", value_type = String, required = true)]
     email: Option<String>,
-    /// 10–128 characters.
-    #[schema(example = "correct horse battery")]
+    /// 10–128 characters, compared in Unicode NFKC.
+    #[schema(example = "correct horse battery", value_type = String, required = true)]
     password: Option<String>,
 }
 
@@ -76,8 +79,7 @@ impl From<UserRow> for PublicUser {
     request_body = SignupRequest,
     responses(
         (status = 201, description = "Signed up", body = Session),
-        (status = 409, description = "Username or e-mail taken", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Invalid fields", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Username or e-mail taken", body = ErrorBody),
     )
 )]
 pub(crate) async fn sign_up(
@@ -153,8 +155,7 @@ pub(crate) async fn sign_up(
     security(("bearer" = [])),
     responses(
         (status = 200, body = User),
-        (status = 401, description = "Missing or invalid token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "The user no longer exists", body = crate::openapi::ErrorBody),
+        (status = 404, description = "The user no longer exists", body = ErrorBody),
     )
 )]
 pub(crate) async fn me(
@@ -174,8 +175,7 @@ pub(crate) async fn me(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, body = PublicUser),
-        (status = 401, description = "Missing or invalid token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 pub(crate) async fn by_id(

@@ -10,10 +10,12 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use dozen_auth::Authenticated;
+use dozen_runtime::http::openapi::ErrorBody;
 use dozen_runtime::http::{ApiError, FieldErrors};
 use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
 
 use super::events::KEEP_ALIVE;
 use super::{display_name, known_id, require_member};
@@ -36,6 +38,10 @@ fn unread_event(unread: &Unread) -> SseEvent {
         .data(serde_json::to_string(unread).expect("plain data"))
 }
 
+#[utoipa::path(
+    get, path = "/v1/activity", tag = "activity", security(("bearer" = [])),
+    responses((status = 200, description = "Server-Sent Events: `unread` (data: Unread) for each of the caller's rooms, then whenever one changes", content_type = "text/event-stream", body = String))
+)]
 /// `GET /v1/activity`: an `unread` event for each room the caller is a
 /// member of when the stream opens, then one whenever a room's count
 /// changes (a message by another, the caller reading on any device).
@@ -89,11 +95,36 @@ pub(crate) async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
-#[derive(Debug, Deserialize)]
+/// A JSON number that is a whole number (`12`, and `12.0`, which JSON Schema
+/// counts as an integer too) within `i64`.
+fn whole_number(value: &serde_json::Value) -> Option<i64> {
+    if let Some(n) = value.as_i64() {
+        return Some(n);
+    }
+    let f = value.as_f64()?;
+    // 2^63 is the first float past i64::MAX.
+    (f.fract() == 0.0 && f >= i64::MIN as f64 && f < 9_223_372_036_854_775_808.0)
+        .then_some(f as i64)
+}
+
+/// `PUT /v1/rooms/{id}/read` body.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ReadMarker {
+    /// The number read up to: a message's `seq` or a stream event's id.
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 9223372036854775807_i64, example = 42)]
     seq: Option<serde_json::Value>,
 }
 
+#[utoipa::path(
+    put, path = "/v1/rooms/{id}/read", tag = "activity", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    request_body = ReadMarker,
+    responses(
+        (status = 200, description = "The room's unread count now", body = Unread),
+        (status = 403, description = "Not a member of the room", body = ErrorBody),
+        (status = 404, description = "No room has that id", body = ErrorBody),
+    )
+)]
 /// `PUT /v1/rooms/{id}/read {seq}`: the caller has read the room up to
 /// event number `seq` (a message's `seq`, or a stream event's id). The
 /// marker only moves forward, and never past the room's last number.
@@ -106,7 +137,7 @@ pub(crate) async fn read(
 ) -> Result<Json<Unread>, ApiError> {
     let room_id = known_id(&room_id, "room")?;
     let mut errors = FieldErrors::default();
-    let seq = match body.seq.as_ref().map(serde_json::Value::as_i64) {
+    let seq = match body.seq.as_ref().map(whole_number) {
         Some(Some(seq)) if seq >= 0 => Some(seq),
         Some(_) => {
             errors.add("seq", "must be a whole number, 0 or more");
@@ -129,6 +160,15 @@ pub(crate) async fn read(
     Ok(Json(unread_of(&room)))
 }
 
+#[utoipa::path(
+    post, path = "/v1/rooms/{id}/typing", tag = "activity", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    responses(
+        (status = 204, description = "The room's streams show the caller typing for 6 s"),
+        (status = 403, description = "Not a member of the room", body = ErrorBody),
+        (status = 404, description = "No room has that id", body = ErrorBody),
+    )
+)]
 /// `POST /v1/rooms/{id}/typing`: the caller is typing in the room; the
 /// room's streams show it for a few seconds. Clients send it at most every
 /// few seconds while the user types.

@@ -18,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use dozen_auth::Authenticated;
+use dozen_runtime::http::openapi::ErrorBody;
 use dozen_runtime::http::ApiError;
 use dozen_runtime::shutdown::Shutdown;
 use futures::Stream;
@@ -152,6 +153,19 @@ fn resume_from(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get, path = "/v1/rooms/{id}/events", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The room's id (a UUID)"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event number"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `message`, `card`, `message_edited`, `message_deleted` (numbered), `presence`, `typing`, `reset` (see docs/architecture.md)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Last-Event-ID is not a number", body = ErrorBody),
+        (status = 403, description = "Not a member of the room", body = ErrorBody),
+        (status = 404, description = "No room has that id", body = ErrorBody),
+    )
+)]
 /// Streams the room's events after `Last-Event-ID` (or from now), each with
 /// its number as SSE `id` and its kind as SSE `event`; first who is online
 /// (`presence`) and who is typing. The caller is online in the room while

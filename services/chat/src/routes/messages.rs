@@ -7,9 +7,11 @@ use dozen_auth::Authenticated;
 use dozen_bus::Event;
 use dozen_events::{MessageEdited, MessageSent};
 use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
+use dozen_runtime::http::openapi::ErrorBody;
 use dozen_runtime::http::{ApiError, FieldErrors};
 use dozen_runtime::trace::TraceParent;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{display_name, known_id, require_member};
 use crate::app::AppState;
@@ -23,15 +25,25 @@ pub const MAX_PAGE: i64 = 100;
 /// The longest `client_id`.
 pub const MAX_CLIENT_ID: usize = 64;
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/rooms/{id}/messages` body.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewMessage {
+    /// 1–4,000 characters as sent, no control character but tab and line
+    /// breaks, and something to see; kept in Unicode NFC with line breaks
+    /// as `\n`, trimmed.
+    #[schema(value_type = String, required = true, example = "hello, see https://example.com/")]
     text: Option<String>,
-    /// The client's own id for the message (an idempotency key).
+    /// The client's own id for the message (an idempotency key): 1–64 of
+    /// `A-Z a-z 0-9 - _ .`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "c-0193a6")]
     client_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `PATCH /v1/rooms/{id}/messages/{message_id}` body.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct EditedMessage {
+    /// The new text, by the rules of a posted message's.
+    #[schema(value_type = String, required = true, example = "hello again")]
     text: Option<String>,
 }
 
@@ -66,6 +78,18 @@ fn check_text(text: &Option<String>, errors: &mut FieldErrors) -> Option<String>
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    request_body = NewMessage,
+    responses(
+        (status = 201, description = "Posted", body = Message),
+        (status = 200, description = "Posted before with this client_id: the stored message", body = Message),
+        (status = 403, description = "Not a member of the room", body = ErrorBody),
+        (status = 404, description = "No room has that id", body = ErrorBody),
+        (status = 409, description = "The client_id names a message of the caller's in another room", body = ErrorBody),
+    )
+)]
 /// `POST /v1/rooms/{id}/messages {text, client_id?}`: stores it and emits
 /// `message.sent` in the same transaction (201). With a `client_id` the
 /// author used before, nothing is stored again: the first message is
@@ -190,6 +214,19 @@ fn event_of<T: dozen_bus::EventType + Serialize>(
     Ok(event)
 }
 
+#[utoipa::path(
+    patch, path = "/v1/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The room's id (a UUID)"),
+        ("message_id" = String, Path, description = "The message's id (a UUID)"),
+    ),
+    request_body = EditedMessage,
+    responses(
+        (status = 200, description = "The message, edited (or unchanged: the same text)", body = Message),
+        (status = 403, description = "Not a member, or not the author", body = ErrorBody),
+        (status = 404, description = "No such room or message", body = ErrorBody),
+    )
+)]
 /// `PATCH /v1/rooms/{id}/messages/{message_id} {text}`: only its author may.
 /// The new text replaces the old everywhere (history, the stream's
 /// `message_edited`); cards of links no longer in it go; `message.edited`
@@ -278,19 +315,34 @@ async fn authored_message(
     Ok(message)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// Messages numbered below this: a page's `next_before`.
+    #[param(value_type = Option<i64>, minimum = 1)]
     before: Option<String>,
+    /// How many, 1–100 (50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Page {
     messages: Vec<Message>,
     /// Pass as `before` for the next (older) page; null on the last page.
     next_before: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The room's id (a UUID)"), PageQuery),
+    responses(
+        (status = 200, description = "Newest first", body = Page),
+        (status = 403, description = "Not a member of the room", body = ErrorBody),
+        (status = 404, description = "No room has that id", body = ErrorBody),
+        (status = 422, description = "`before` or `limit` out of range", body = ErrorBody),
+    )
+)]
 /// `GET /v1/rooms/{id}/messages?before=&limit=`: newest first. The cursor is
 /// a message's number in the room, so messages posted meanwhile never shift a page.
 pub(crate) async fn page(
@@ -302,7 +354,7 @@ pub(crate) async fn page(
     let room_id = known_id(&room_id, "room")?;
     let mut errors = FieldErrors::default();
     let before = match query.before.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(raw) => match raw.parse::<i64>() {
             Ok(n) if n >= 1 => Some(n),
             _ => {
@@ -315,7 +367,7 @@ pub(crate) async fn page(
         },
     };
     let limit = match query.limit.as_deref() {
-        None | Some("") => DEFAULT_PAGE,
+        None => DEFAULT_PAGE,
         Some(raw) => match raw.parse::<i64>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
             _ => {
@@ -341,6 +393,18 @@ pub(crate) async fn page(
 }
 
 /// `DELETE /v1/rooms/{id}/messages/{message_id}`: only its author may.
+#[utoipa::path(
+    delete, path = "/v1/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The room's id (a UUID)"),
+        ("message_id" = String, Path, description = "The message's id (a UUID)"),
+    ),
+    responses(
+        (status = 204, description = "Deleted: its text and cards are gone from what any reader can fetch"),
+        (status = 403, description = "Not a member, or not the author", body = ErrorBody),
+        (status = 404, description = "No such room or message", body = ErrorBody),
+    )
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rooms/{id}/read", put(activity::read))
         .route("/v1/rooms/{id}/typing", post(activity::typing))
         .route("/v1/activity", get(activity::stream))
+        .route("/openapi.json", get(crate::openapi::document))
         .with_state(state)
 }
 

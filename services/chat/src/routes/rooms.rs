@@ -4,8 +4,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use dozen_auth::{Authenticated, Claims};
+use dozen_runtime::http::openapi::ErrorBody;
 use dozen_runtime::http::{ApiError, FieldErrors};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::known_id;
 use crate::app::AppState;
@@ -18,12 +20,31 @@ const OTHERS_LISTED: i64 = 200;
 /// Rooms the caller has joined, listed at most.
 pub const JOINED_LISTED: i64 = 1000;
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/rooms` body.
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewRoom {
+    /// 1–64 characters as sent, none of them control or invisible
+    /// formatting characters, and something to see; kept in Unicode NFC,
+    /// trimmed; unique whatever its case.
+    #[schema(value_type = String, required = true, example = "general")]
     name: Option<String>,
 }
 
+/// `GET /v1/rooms`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Rooms {
+    rooms: Vec<Room>,
+}
+
 /// `POST /v1/rooms {name}`: the creator is its first member.
+#[utoipa::path(
+    post, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])),
+    request_body = NewRoom,
+    responses(
+        (status = 201, description = "Made, with the caller its first member", body = RoomDetail),
+        (status = 409, description = "A room has that name (whatever its case)", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -61,16 +82,28 @@ pub(crate) async fn create(
 /// `GET /v1/rooms`: every room the caller joined (1,000 at most), then the
 /// 200 newest others; newest first within each, each saying whether the
 /// caller joined it.
+#[utoipa::path(
+    get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])),
+    responses((status = 200, description = "Joined rooms, then others", body = Rooms))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Rooms>, ApiError> {
     let mut rooms: Vec<Room> = store::joined_rooms(&state.db, &claims.sub, JOINED_LISTED).await?;
     rooms.extend(store::other_rooms(&state.db, &claims.sub, OTHERS_LISTED).await?);
-    Ok(Json(serde_json::json!({ "rooms": rooms })))
+    Ok(Json(Rooms { rooms }))
 }
 
 /// `GET /v1/rooms/{id}`: the room and its members; any signed-in user may look before joining.
+#[utoipa::path(
+    get, path = "/v1/rooms/{id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    responses(
+        (status = 200, body = RoomDetail),
+        (status = 404, description = "No room has that id", body = ErrorBody),
+    )
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -81,6 +114,14 @@ pub(crate) async fn show(
 }
 
 /// `POST /v1/rooms/{id}/members`: the caller joins; joining again changes nothing.
+#[utoipa::path(
+    post, path = "/v1/rooms/{id}/members", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    responses(
+        (status = 200, description = "A member now", body = RoomDetail),
+        (status = 404, description = "No room has that id", body = ErrorBody),
+    )
+)]
 pub(crate) async fn join(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,

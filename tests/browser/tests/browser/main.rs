@@ -144,7 +144,7 @@ impl System {
         let deadline = Instant::now() + Duration::from_secs(20);
         for service in ["accounts", "chat"] {
             loop {
-                let answer = reqwest::get(self.url(&format!("/api/{service}/readyz"))).await;
+                let answer = reqwest::get(self.url(&format!("/api/{service}/openapi.json"))).await;
                 if answer.is_ok_and(|a| a.status().is_success()) {
                     break;
                 }
