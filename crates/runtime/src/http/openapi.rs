@@ -28,6 +28,8 @@ pub struct ErrorDetail {
 /// Adds the `bearer` scheme (a JWT from accounts) and, to every operation,
 /// the answers of the standard middleware: 503 (a timeout, the database
 /// down); for one with query parameters 400 (the query does not parse); for
+/// one with path parameters 400 (the gateway refuses a segment that could
+/// step out of its place); for
 /// one with a JSON body also 400 (not JSON), 413 (larger than
 /// `MAX_BODY_BYTES`), 415 (not `application/json`) and 422 (JSON of the
 /// wrong shape). Add `ErrorBody` and `ErrorDetail` to the components.
@@ -72,13 +74,24 @@ fn add_standard_answers(operation: &mut Operation) {
             ("422", "JSON of the wrong shape, or invalid fields"),
         ]);
     }
-    let in_query = |p: &&utoipa::openapi::path::Parameter| {
-        matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)
+    use utoipa::openapi::path::ParameterIn;
+    let has = |place: ParameterIn| {
+        operation
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place))
     };
-    if operation.parameters.iter().flatten().any(|p| in_query(&p)) {
+    if has(ParameterIn::Query) {
         answers.push((
             "400",
             "The query string does not parse (a parameter given twice, say)",
+        ));
+    }
+    if has(ParameterIn::Path) {
+        answers.push((
+            "400",
+            "A path segment is `.` or `..`, or holds an encoded `/` or `\\` (refused by the gateway)",
         ));
     }
     if operation.security.is_some() {
