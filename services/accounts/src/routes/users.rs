@@ -172,7 +172,7 @@ pub(crate) async fn me(
 #[utoipa::path(
     get, path = "/v1/users/{id}", tag = "users",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
     responses(
         (status = 200, body = PublicUser),
         (status = 404, description = "No such user", body = ErrorBody),

@@ -117,7 +117,7 @@ pub(crate) struct ReadMarker {
 
 #[utoipa::path(
     put, path = "/v1/rooms/{id}/read", tag = "activity", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The room's id")),
     request_body = ReadMarker,
     responses(
         (status = 200, description = "The room's unread count now", body = Unread),
@@ -162,7 +162,7 @@ pub(crate) async fn read(
 
 #[utoipa::path(
     post, path = "/v1/rooms/{id}/typing", tag = "activity", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The room's id")),
     responses(
         (status = 204, description = "The room's streams show the caller typing for 6 s"),
         (status = 403, description = "Not a member of the room", body = ErrorBody),

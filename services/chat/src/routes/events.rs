@@ -156,7 +156,7 @@ fn resume_from(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 #[utoipa::path(
     get, path = "/v1/rooms/{id}/events", tag = "messages", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The room's id (a UUID)"),
+        ("id" = uuid::Uuid, Path, description = "The room's id"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event number"),
     ),
     responses(

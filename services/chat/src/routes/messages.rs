@@ -80,7 +80,7 @@ fn check_text(text: &Option<String>, errors: &mut FieldErrors) -> Option<String>
 
 #[utoipa::path(
     post, path = "/v1/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The room's id")),
     request_body = NewMessage,
     responses(
         (status = 201, description = "Posted", body = Message),
@@ -217,8 +217,8 @@ fn event_of<T: dozen_bus::EventType + Serialize>(
 #[utoipa::path(
     patch, path = "/v1/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The room's id (a UUID)"),
-        ("message_id" = String, Path, description = "The message's id (a UUID)"),
+        ("id" = uuid::Uuid, Path, description = "The room's id"),
+        ("message_id" = uuid::Uuid, Path, description = "The message's id"),
     ),
     request_body = EditedMessage,
     responses(
@@ -335,7 +335,7 @@ pub(crate) struct Page {
 
 #[utoipa::path(
     get, path = "/v1/rooms/{id}/messages", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The room's id (a UUID)"), PageQuery),
+    params(("id" = uuid::Uuid, Path, description = "The room's id"), PageQuery),
     responses(
         (status = 200, description = "Newest first", body = Page),
         (status = 403, description = "Not a member of the room", body = ErrorBody),
@@ -396,8 +396,8 @@ pub(crate) async fn page(
 #[utoipa::path(
     delete, path = "/v1/rooms/{id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The room's id (a UUID)"),
-        ("message_id" = String, Path, description = "The message's id (a UUID)"),
+        ("id" = uuid::Uuid, Path, description = "The room's id"),
+        ("message_id" = uuid::Uuid, Path, description = "The message's id"),
     ),
     responses(
         (status = 204, description = "Deleted: its text and cards are gone from what any reader can fetch"),

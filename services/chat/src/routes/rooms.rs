@@ -98,7 +98,7 @@ pub(crate) async fn list(
 /// `GET /v1/rooms/{id}`: the room and its members; any signed-in user may look before joining.
 #[utoipa::path(
     get, path = "/v1/rooms/{id}", tag = "rooms", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The room's id")),
     responses(
         (status = 200, body = RoomDetail),
         (status = 404, description = "No room has that id", body = ErrorBody),
@@ -116,7 +116,7 @@ pub(crate) async fn show(
 /// `POST /v1/rooms/{id}/members`: the caller joins; joining again changes nothing.
 #[utoipa::path(
     post, path = "/v1/rooms/{id}/members", tag = "rooms", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The room's id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The room's id")),
     responses(
         (status = 200, description = "A member now", body = RoomDetail),
         (status = 404, description = "No room has that id", body = ErrorBody),
