@@ -4,6 +4,7 @@
 //! §4.1.4, §4.1.5, §4.1.6).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
@@ -52,10 +53,19 @@ pub enum TokenError {
 }
 
 /// Checks tokens against a set of public keys, one expected issuer and audience.
+///
+/// A token that passed is remembered (up to [`REMEMBERED_TOKENS`]): taken
+/// again it costs no signature check, only its `exp` is checked again (a
+/// check of the signature, issuer, audience, `nbf` and `iat` that passed
+/// once passes for good with the same keys).
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    remembered: Mutex<HashMap<String, Claims>>,
 }
+
+/// How many checked tokens a verifier remembers; past it, it starts again.
+pub const REMEMBERED_TOKENS: usize = 4096;
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,10 +102,39 @@ impl TokenVerifier {
         Ok(Self {
             keys: by_kid,
             validation,
+            remembered: Mutex::default(),
         })
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let expired = |claims: &Claims| {
+            claims.exp < 0 || (claims.exp as u64).saturating_add(LEEWAY_SECONDS) < now
+        };
+        let known = self
+            .remembered
+            .lock()
+            .expect("not poisoned")
+            .get(token)
+            .cloned();
+        if let Some(claims) = known {
+            return if expired(&claims) {
+                Err(TokenError::Expired)
+            } else {
+                Ok(claims)
+            };
+        }
+        let claims = self.check(token)?;
+        let mut remembered = self.remembered.lock().expect("not poisoned");
+        if remembered.len() >= REMEMBERED_TOKENS {
+            remembered.clear();
+        }
+        remembered.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    /// The whole check, from the signature on.
+    fn check(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // `alg: none` and other algorithms we never sign with land here.
             jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::WrongAlgorithm,

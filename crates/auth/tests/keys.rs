@@ -26,22 +26,56 @@ impl Signer {
     }
 
     fn token(&self, kid: Option<String>) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        self.token_expiring(kid, now() + 60)
+    }
+
+    fn token_expiring(&self, kid: Option<String>, exp: i64) -> String {
         let claims = Claims {
             sub: "user-1".into(),
             iss: "dozen".into(),
             aud: "dozen".into(),
-            iat: now,
-            exp: now + 60,
+            iat: now() - 60,
+            exp,
             preferred_username: Some("alice".into()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = kid.or_else(|| self.jwk.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
     }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_token_checked_once_is_taken_again_but_still_expires_on_time() {
+    let signer = Signer::new();
+    let verifier = dozen_auth::TokenVerifier::new(
+        &JwkSet {
+            keys: vec![signer.jwk.clone()],
+        },
+        "dozen",
+        "dozen",
+    )
+    .unwrap();
+    // Valid for two more seconds, the 30 s leeway for clock skew included.
+    let token = signer.token_expiring(None, now() - 30 + 2);
+    for _ in 0..3 {
+        assert_eq!(verifier.verify(&token).unwrap().sub, "user-1");
+    }
+    // The same claims under another signature are checked afresh, not remembered.
+    let (unsigned, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{unsigned}.{}", "A".repeat(86));
+    assert_eq!(verifier.verify(&forged), Err(TokenError::BadSignature));
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(verifier.verify(&token), Err(TokenError::Expired));
+    // A token from an unknown signer is never let through by a remembered one.
+    let stranger = Signer::new().token(signer.jwk.kid.clone());
+    assert_eq!(verifier.verify(&stranger), Err(TokenError::BadSignature));
 }
 
 struct JwksServer {
