@@ -136,6 +136,36 @@ impl Outbox {
             .map(|_| ())
     }
 
+    /// Adds `events` to the caller's transaction in one statement per 1,000
+    /// (a batch of posts committed together); as [`Outbox::enqueue`] each.
+    pub async fn enqueue_all(
+        &self,
+        tx: &mut AnyConnection,
+        events: &[Event],
+    ) -> Result<(), sqlx::Error> {
+        let now = now_millis();
+        for chunk in events.chunks(1000) {
+            let mut sql = String::from("INSERT INTO bus_outbox (topic, body, created_at) VALUES ");
+            for i in 0..chunk.len() {
+                let sep = if i == 0 { "" } else { ", " };
+                sql.push_str(&format!(
+                    "{sep}(${}, ${}, ${})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                ));
+            }
+            let mut insert = sqlx::query(&sql);
+            for event in chunk {
+                let body =
+                    serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                insert = insert.bind(&event.event_type).bind(body).bind(now);
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
     /// Call after the commit: the relay publishes at once instead of at its next poll.
     pub fn committed(&self) {
         self.committed.notify_one();

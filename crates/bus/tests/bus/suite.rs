@@ -89,6 +89,7 @@ macro_rules! conformance_suite {
             a_consumer_holds_no_more_events_than_its_in_flight_limit,
             events_with_one_key_are_handled_in_publish_order,
             events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_twice_in_effect,
+            events_enqueued_together_arrive_each_once_and_a_rolled_back_batch_never,
             an_event_in_hand_at_shutdown_finishes_and_is_not_redelivered,
             ten_thousand_events_through_four_consumers_lose_nothing_and_repeat_no_effect,
             operations_list_show_redrive_and_purge_dead_letters,
@@ -768,6 +769,68 @@ pub async fn effects(pool: &AnyPool) -> (i64, i64) {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+pub async fn events_enqueued_together_arrive_each_once_and_a_rolled_back_batch_never(h: &Harness) {
+    let topic = unique("topic");
+    let sub = quick(h, &unique("sub"), &topic);
+    h.bus.declare(&sub).await.unwrap();
+    let (_producer_db, producer) = effects_database().await;
+    let (_consumer_db, consumer) = effects_database().await;
+    let outbox = Outbox::new();
+    let relay_stop = Shutdown::new();
+    let relay = tokio::spawn(
+        outbox
+            .relay(producer.clone(), h.bus.clone())
+            .run(relay_stop.clone()),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut running = Running::new();
+    running.start(
+        h.bus.clone(),
+        sub.clone(),
+        effect_once(consumer.clone(), sub.name.clone(), calls.clone()),
+    );
+    let batch = |range: std::ops::Range<u32>| -> Vec<Event> {
+        range
+            .map(|n| {
+                let mut event = probe(n);
+                event.event_type = topic.clone();
+                event
+            })
+            .collect()
+    };
+    // Batches of 1, 7 and 1,200 (past one statement's worth), and one rolled back.
+    for (range, commit) in [
+        (0..1, true),
+        (1..8, true),
+        (8..1208, true),
+        (5000..5050, false),
+    ] {
+        let mut tx = producer.begin().await.unwrap();
+        outbox.enqueue_all(&mut tx, &batch(range)).await.unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        outbox.committed();
+    }
+    eventually(
+        Duration::from_secs(60),
+        "1,208 events to take effect",
+        || async { effects(&consumer).await.1 == 1208 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        effects(&consumer).await,
+        (1208, 1208),
+        "each committed event took effect once, the rolled-back ones never"
+    );
+    running.stop().await;
+    relay_stop.trigger();
+    relay.await.unwrap();
 }
 
 pub async fn events_committed_while_the_bus_is_down_arrive_once_it_is_back_none_twice_in_effect(
