@@ -1,6 +1,8 @@
 //! Building and running chat's processes: the web process (API, live
 //! stream, outbox relay) and the worker (directory and cards).
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use dozen_auth::Keys;
 use dozen_bus::{typed, Backing, Consumer, Outbox, Process, Work};
@@ -11,16 +13,30 @@ use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
 use crate::handlers;
+use crate::known::Known;
 use crate::live::Live;
+use crate::posting::Poster;
 use crate::settings::Settings;
 use crate::WorkerSettings;
 
 /// The schema, embedded in the binary; portable across SQLite and PostgreSQL.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// What every handler can reach.
+/// What every handler can reach. Cheap to clone (one `Arc`): axum clones
+/// it for every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub db: AnyPool,
     pub keys: Keys,
     pub outbox: Outbox,
@@ -28,6 +44,16 @@ pub struct AppState {
     pub live: Live,
     /// Live streams end when it triggers, so the drain is not held up by them.
     pub shutdown: Shutdown,
+    /// Memberships and names already read.
+    pub known: Known,
+    /// This process's writer of posts (group commit).
+    pub poster: Poster,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -55,13 +81,15 @@ pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Proce
         &backing.metrics,
         shutdown.clone(),
     );
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         db: backing.db.clone(),
         keys: settings.keys,
+        poster: Poster::start(backing.db.clone(), outbox.clone(), live.clone()),
         outbox,
         live,
         shutdown: shutdown.clone(),
-    };
+        known: Known::default(),
+    }));
     let work = Work {
         api: dozen_runtime::http::also_under(crate::manifest::ROUTE, crate::routes::router(state)),
         relay: Some(relay),

@@ -1,6 +1,7 @@
 //! chat's tables. SQL here runs on SQLite and PostgreSQL alike.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
 use sqlx::{Any, AnyPool, Executor, FromRow, Transaction};
@@ -258,7 +259,7 @@ pub async fn next_seq(tx: &mut Tx, room_id: &str) -> Result<Option<i64>, sqlx::E
         .await
 }
 
-fn json(body: &impl serde::Serialize) -> Result<String, sqlx::Error> {
+pub(crate) fn json(body: &impl serde::Serialize) -> Result<String, sqlx::Error> {
     serde_json::to_string(body).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
@@ -384,21 +385,91 @@ impl MessageRow {
     }
 }
 
-pub async fn insert_message(tx: &mut Tx, row: &MessageRow) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    ))
-    .bind(&row.id)
-    .bind(&row.room_id)
-    .bind(row.seq)
-    .bind(&row.author_id)
-    .bind(&row.author_username)
-    .bind(&row.text)
-    .bind(row.sent_at)
-    .bind(row.edited_at)
-    .bind(&row.client_id)
-    .execute(&mut **tx)
-    .await?;
+/// `($1, …, $cols), ($cols+1, …)`: the VALUES of a multi-row INSERT.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut values = String::with_capacity(rows * cols * 5);
+    for row in 0..rows {
+        values.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..cols {
+            let sep = if col == 0 { "" } else { ", " };
+            let _ = write!(values, "{sep}${}", row * cols + col + 1);
+        }
+        values.push(')');
+    }
+    values
+}
+
+/// The most rows one multi-row INSERT of [`insert_messages`] takes: 9
+/// columns each stays well under SQLite's 32,766 bound parameters.
+pub const MAX_ROWS_PER_INSERT: usize = 256;
+
+/// Takes `count` numbers at once in `room_id`: `Some(last)`, the numbers
+/// being `last - count + 1 ..= last`, with the row locked until the
+/// transaction ends (as [`next_seq`]); `None` for no room.
+pub async fn take_seqs(tx: &mut Tx, room_id: &str, count: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("UPDATE rooms SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq")
+        .bind(room_id)
+        .bind(count)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// Inserts messages in one statement per [`MAX_ROWS_PER_INSERT`].
+pub async fn insert_messages(tx: &mut Tx, rows: &[MessageRow]) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}",
+            placeholders(chunk.len(), 9)
+        );
+        let mut insert = sqlx::query(&sql);
+        for row in chunk {
+            insert = insert
+                .bind(&row.id)
+                .bind(&row.room_id)
+                .bind(row.seq)
+                .bind(&row.author_id)
+                .bind(&row.author_username)
+                .bind(&row.text)
+                .bind(row.sent_at)
+                .bind(row.edited_at)
+                .bind(&row.client_id);
+        }
+        insert.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A room event to record (see [`append_event`]).
+#[derive(Debug, Clone)]
+pub struct NewRoomEvent<'a> {
+    pub room_id: &'a str,
+    pub seq: i64,
+    pub kind: &'a str,
+    pub message_id: &'a str,
+    /// The event's body, JSON.
+    pub body: String,
+}
+
+/// Records room events in one statement per [`MAX_ROWS_PER_INSERT`].
+pub async fn append_events(tx: &mut Tx, events: &[NewRoomEvent<'_>]) -> Result<(), sqlx::Error> {
+    let now = now_millis();
+    for chunk in events.chunks(MAX_ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO room_events (room_id, seq, kind, body, created_at, message_id) VALUES {}",
+            placeholders(chunk.len(), 6)
+        );
+        let mut insert = sqlx::query(&sql);
+        for event in chunk {
+            insert = insert
+                .bind(event.room_id)
+                .bind(event.seq)
+                .bind(event.kind)
+                .bind(&event.body)
+                .bind(now)
+                .bind(event.message_id);
+        }
+        insert.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -490,6 +561,27 @@ pub async fn message<'e>(
     .await
 }
 
+/// A page of a room's messages with their cards, in one statement: `$1`
+/// the room, `$2` numbers below it, `$3` how many; newest first, each
+/// message's cards oldest first (a message without one has NULL card columns).
+pub const PAGE_SELECT: &str =
+    "SELECT m.id, m.room_id, m.seq, m.author_id, m.author_username, m.text,
+        m.sent_at, m.edited_at, m.client_id, c.url, c.title, c.description, c.image
+    FROM (SELECT id, room_id, seq, author_id, author_username, text, sent_at, edited_at, client_id
+          FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) m
+    LEFT JOIN cards c ON c.message_id = m.id
+    ORDER BY m.seq DESC, c.created_at, c.url";
+
+#[derive(FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    message: MessageRow,
+    url: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    image: Option<String>,
+}
+
 /// Up to `limit` messages of a room below `before` (all when `None`), newest first.
 pub async fn page(
     db: &AnyPool,
@@ -497,49 +589,29 @@ pub async fn page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Message>, sqlx::Error> {
-    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2
-         ORDER BY seq DESC LIMIT $3"
-    ))
-    .bind(room_id)
-    .bind(before.unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
-    let mut cards = cards_of_room_range(db, room_id, &rows).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let cards = cards.remove(&row.id).unwrap_or_default();
-            row.into_message(cards)
-        })
-        .collect())
-}
-
-/// The cards of `rows` (messages of one room), by message id.
-async fn cards_of_room_range(
-    db: &AnyPool,
-    room_id: &str,
-    rows: &[MessageRow],
-) -> Result<HashMap<String, Vec<Card>>, sqlx::Error> {
-    let (Some(first), Some(last)) = (
-        rows.iter().map(|r| r.seq).min(),
-        rows.iter().map(|r| r.seq).max(),
-    ) else {
-        return Ok(HashMap::new());
-    };
-    let found: Vec<CardRow> = sqlx::query_as(
-        "SELECT c.message_id, c.url, c.title, c.description, c.image
-         FROM cards c JOIN messages m ON m.id = c.message_id
-         WHERE m.room_id = $1 AND m.seq BETWEEN $2 AND $3
-         ORDER BY c.created_at, c.url",
-    )
-    .bind(room_id)
-    .bind(first)
-    .bind(last)
-    .fetch_all(db)
-    .await?;
-    Ok(cards_by_message(found))
+    let rows: Vec<PageRow> = sqlx::query_as(PAGE_SELECT)
+        .bind(room_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    let mut page: Vec<Message> = Vec::new();
+    for row in rows {
+        let card = match (row.url, row.title) {
+            (Some(url), Some(title)) => Some(Card {
+                url,
+                title,
+                description: row.description,
+                image: row.image,
+            }),
+            _ => None,
+        };
+        match page.last_mut() {
+            Some(last) if last.id == row.message.id => last.cards.extend(card),
+            _ => page.push(row.message.into_message(card.into_iter().collect())),
+        }
+    }
+    Ok(page)
 }
 
 /// `(message_id, url, title, description, image)`, as selected from `cards`.

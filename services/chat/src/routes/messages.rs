@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use dozen_auth::Authenticated;
 use dozen_bus::Event;
-use dozen_events::{MessageEdited, MessageSent};
+use dozen_events::MessageEdited;
 use dozen_runtime::clock::{now_millis, rfc3339_from_millis};
 use dozen_runtime::http::openapi::ErrorBody;
 use dozen_runtime::http::{ApiError, FieldErrors};
@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{display_name, known_id, require_member};
 use crate::app::AppState;
 use crate::model::{kind, Message, MessageDeleted};
+use crate::posting::{Draft, PostError};
 use crate::store::{self, MessageRow};
 use crate::text;
 
@@ -114,53 +115,36 @@ pub(crate) async fn post(
         return Ok((StatusCode::OK, Json(earlier)));
     }
     let author_username = display_name(&state, &claims).await?;
-
-    let mut tx = state.db.begin().await?;
-    let seq = store::next_seq(&mut tx, &room_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no room has that id"))?;
-    let row = MessageRow {
-        id: uuid::Uuid::now_v7().to_string(),
+    let draft = Draft {
+        mentions: mentioned_members(&state.db, &room_id, &text).await?,
         room_id: room_id.clone(),
-        seq,
         author_id: claims.sub.clone(),
         author_username,
         text,
-        sent_at: now_millis(),
-        edited_at: None,
         client_id: client_id.clone(),
+        trace: trace.map(|Extension(trace)| trace),
     };
-    match store::insert_message(&mut tx, &row).await {
-        Err(error) if store::is_unique_violation(&error) => {
+    let posted = match state.poster.post(draft).await {
+        Ok(posted) => posted,
+        Err(PostError::NoRoom) => return Err(ApiError::not_found("no room has that id")),
+        Err(PostError::ClientIdTaken) => {
             // The same client_id raced itself: the other post won.
-            drop(tx);
-            if let Some(earlier) =
-                posted_before(&state, &claims.sub, client_id.as_deref(), &room_id).await?
-            {
-                return Ok((StatusCode::OK, Json(earlier)));
-            }
-            return Err(error.into());
+            return match posted_before(&state, &claims.sub, client_id.as_deref(), &room_id).await? {
+                Some(earlier) => Ok((StatusCode::OK, Json(earlier))),
+                None => Err(ApiError::internal(&PostError::ClientIdTaken)),
+            };
         }
-        other => other?,
-    }
-    let message = row.clone().into_message(Vec::new());
-    store::append_event(&mut tx, &room_id, seq, kind::MESSAGE, &row.id, &message).await?;
-    let sent = MessageSent {
-        message_id: row.id.clone(),
-        room_id: row.room_id.clone(),
-        author_id: row.author_id.clone(),
-        author_username: row.author_username.clone(),
-        mentions: mentioned_members(&mut tx, &room_id, &row.text).await?,
-        urls: text::urls(&row.text),
-        text: row.text,
-        sent_at: rfc3339_from_millis(row.sent_at),
+        Err(PostError::Database(error)) => return Err(error.into()),
+        Err(PostError::Stopped) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "this instance is stopping; try again",
+            ))
+        }
     };
-    let event = event_of(&sent, trace)?;
-    state.outbox.enqueue(&mut tx, &event).await?;
-    tx.commit().await?;
-    state.outbox.committed();
-    state.live.changed(&room_id, seq).await;
-    tracing::info!(message_id = %message.id, room_id = %room_id, event_id = %event.id, "message sent");
+    let message = posted.message;
+    tracing::info!(message_id = %message.id, room_id = %room_id, event_id = %posted.event_id, "message sent");
     Ok((StatusCode::CREATED, Json(message)))
 }
 
@@ -189,14 +173,19 @@ async fn posted_before(
 }
 
 /// Who `text` mentions among the room's members: only they may be told of
-/// it (a mention is no way to reach someone outside the room).
-async fn mentioned_members(
-    tx: &mut store::Tx,
+/// it (a mention is no way to reach someone outside the room). Asks the
+/// database only when `text` mentions someone.
+async fn mentioned_members<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     room_id: &str,
     text: &str,
 ) -> Result<Vec<String>, ApiError> {
-    let members = store::member_usernames(&mut **tx, room_id).await?;
-    Ok(text::mentions(text)
+    let mentions = text::mentions(text);
+    if mentions.is_empty() {
+        return Ok(mentions);
+    }
+    let members = store::member_usernames(db, room_id).await?;
+    Ok(mentions
         .into_iter()
         .filter(|name| members.contains(name))
         .collect())
@@ -278,7 +267,7 @@ pub(crate) async fn edit(
         room_id: row.room_id.clone(),
         author_id: row.author_id.clone(),
         author_username: row.author_username.clone(),
-        mentions: mentioned_members(&mut tx, &room_id, &row.text).await?,
+        mentions: mentioned_members(&mut *tx, &room_id, &row.text).await?,
         urls,
         text: row.text,
         sent_at: rfc3339_from_millis(row.sent_at),

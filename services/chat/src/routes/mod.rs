@@ -49,7 +49,11 @@ pub(crate) async fn require_member(
     room_id: &str,
     user_id: &str,
 ) -> Result<(), ApiError> {
+    if state.known.is_member(room_id, user_id) {
+        return Ok(());
+    }
     if store::is_member(&state.db, room_id, user_id).await? {
+        state.known.member(room_id, user_id);
         return Ok(());
     }
     if store::room(&state.db, user_id, room_id).await?.is_none() {
@@ -65,7 +69,11 @@ pub(crate) async fn require_member(
 /// The user's name as others see it: from chat's directory, or, before the
 /// signup event has reached chat, from the token accounts signed.
 pub(crate) async fn display_name(state: &AppState, claims: &Claims) -> Result<String, ApiError> {
+    if let Some(name) = state.known.name(&claims.sub) {
+        return Ok(name);
+    }
     if let Some(name) = store::username(&state.db, &claims.sub).await? {
+        state.known.named(&claims.sub, &name);
         return Ok(name);
     }
     Ok(claims

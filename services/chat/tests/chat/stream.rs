@@ -4,7 +4,7 @@ use dozen_events::CardCreated;
 use dozen_runtime::clock::now_rfc3339;
 use serde_json::Value;
 
-use crate::helpers::{spawn_chat, Backend, SseReader};
+use crate::helpers::{spawn_chat, Backend, SseReader, TestUser};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -287,7 +287,140 @@ async fn an_edit_replaces_the_text_every_replay_shows(backend: Backend) {
     }
 }
 
+/// The room's history, oldest first: every message id, by pages.
+async fn history(chat: &crate::helpers::TestChat, room: &str, user: &TestUser) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let cursor = before.map_or(String::new(), |b| format!("&before={b}"));
+        let page = chat
+            .get_json(
+                &format!("/v1/rooms/{room}/messages?limit=100{cursor}"),
+                user,
+            )
+            .await;
+        for message in page["messages"].as_array().unwrap() {
+            ids.push(message["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_before"].as_i64() {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    ids.reverse();
+    ids
+}
+
+/// Follows `url` until it has seen `count` messages, dropping the stream
+/// every `reconnect_every` and resuming with `Last-Event-ID`; the message
+/// ids in the order seen (SSE ids checked to rise strictly).
+async fn follow(
+    client: reqwest::Client,
+    url: String,
+    user: TestUser,
+    count: usize,
+    reconnect_every: usize,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut last_id: Option<String> = None;
+    let mut last_seq = 0;
+    while seen.len() < count {
+        let mut stream = SseReader::open_url(&client, &url, &user, last_id.as_deref()).await;
+        let mut this_time = 0;
+        while seen.len() < count && this_time < reconnect_every {
+            let event = stream
+                .next(Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|| panic!("a reader stalled after {} messages", seen.len()));
+            let seq: i64 = event.id.as_deref().unwrap().parse().unwrap();
+            assert!(seq > last_seq, "ids rise: {seq} after {last_seq}");
+            last_seq = seq;
+            last_id = event.id.clone();
+            if event.event.as_deref() == Some("message") {
+                seen.push(event.json()["id"].as_str().unwrap().to_owned());
+                this_time += 1;
+            }
+        }
+    }
+    seen
+}
+
+async fn a_reader_of_the_live_stream_never_misses_or_reorders_a_message(backend: Backend) {
+    let chat = spawn_chat(backend).await;
+    let stop = dozen_runtime::shutdown::Shutdown::new();
+    let other = chat.another_instance(&stop).await;
+    let writers: Vec<TestUser> = (0..4).map(|n| chat.user(&format!("writer{n}"))).collect();
+    let readers: Vec<TestUser> = (0..4).map(|n| chat.user(&format!("reader{n}"))).collect();
+    let room = chat.room(&writers[0], "busy").await;
+    let elsewhere = chat.room(&writers[0], "elsewhere").await;
+    for user in writers.iter().skip(1).chain(&readers) {
+        chat.join(&room, user).await;
+    }
+    for user in writers.iter().skip(1) {
+        chat.join(&elsewhere, user).await;
+    }
+    const EACH: usize = 30;
+    let total = EACH * writers.len();
+    let instances = [chat.address.clone(), other.clone()];
+    let mut following = Vec::new();
+    for (n, reader) in readers.iter().enumerate() {
+        let url = format!("{}/v1/rooms/{room}/events", instances[n % 2]);
+        // Two readers hold on; two drop their stream every 17 messages and resume.
+        let reconnect_every = if n < 2 { usize::MAX } else { 17 };
+        following.push(tokio::spawn(follow(
+            chat.client.clone(),
+            url,
+            reader.clone(),
+            total,
+            reconnect_every,
+        )));
+    }
+    // Let the streams open before the posts start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut posting = Vec::new();
+    for (n, writer) in writers.iter().enumerate() {
+        let (client, writer) = (chat.client.clone(), writer.clone());
+        let (room, elsewhere) = (room.clone(), elsewhere.clone());
+        let instances = instances.clone();
+        posting.push(tokio::spawn(async move {
+            for k in 0..EACH {
+                // Each post to either instance, with one to another room between.
+                for (target, text) in [
+                    (&room, format!("{n}-{k}")),
+                    (&elsewhere, format!("noise {n}-{k}")),
+                ] {
+                    let answer = client
+                        .post(format!(
+                            "{}/v1/rooms/{target}/messages",
+                            instances[(n + k) % 2]
+                        ))
+                        .bearer_auth(&writer.token)
+                        .json(&serde_json::json!({ "text": text }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(answer.status(), 201);
+                }
+            }
+        }));
+    }
+    for post in posting {
+        post.await.unwrap();
+    }
+    let history = history(&chat, &room, &readers[0]).await;
+    assert_eq!(history.len(), total, "every post is in the history");
+    for (n, reader) in following.into_iter().enumerate() {
+        let seen = reader.await.unwrap();
+        assert_eq!(
+            seen, history,
+            "reader {n} saw every message once, in the history's order"
+        );
+    }
+    stop.trigger();
+}
+
 dozen_testing::on_every_database!(
+    a_reader_of_the_live_stream_never_misses_or_reorders_a_message,
     the_live_stream_shows_new_messages_and_the_cards_attached_to_them,
     a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing,
     a_deleted_message_is_announced_on_the_stream,
