@@ -505,16 +505,7 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     println!("{table}");
-    let machine = format!(
-        "{} CPUs, {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        std::fs::read_to_string("/proc/version")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let machine = dozen_bench::machine();
     let report = format!("\n## {date} — {machine}\n\nCommand: `cargo run --release -p dozen-bench --bin bus -- --events {events} --backends {backends}`\n\n{table}");
     let path = "bench/results/bus.md";
     let mut existing = std::fs::read_to_string(path).unwrap_or_else(|_| {
