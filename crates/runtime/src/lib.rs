@@ -23,12 +23,6 @@ pub mod trace;
 
 use serde::Serialize;
 
-/// The allocator every service binary declares (`#[global_allocator] static
-/// ALLOCATOR: dozen_runtime::Allocator = dozen_runtime::Allocator;`):
-/// mimalloc, which under load spent a fraction of the CPU glibc's malloc did
-/// (bench/results/http.md).
-pub use mimalloc::MiMalloc as Allocator;
-
 /// Who is answering: shown by `/healthz` (factor V: which build, which release).
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceInfo {

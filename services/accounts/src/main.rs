@@ -5,9 +5,6 @@ use clap::{Parser, Subcommand};
 use dozen_bus::Process;
 use dozen_runtime::config::{load_or_exit, Env};
 
-#[global_allocator]
-static ALLOCATOR: dozen_runtime::Allocator = dozen_runtime::Allocator;
-
 const SERVICE: &str = "accounts";
 
 /// Dozen accounts: users, credentials and session tokens.

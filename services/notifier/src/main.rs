@@ -11,9 +11,6 @@ use notifier::mail::Mailer;
 use notifier::report::Report;
 use notifier::{ReleaseSettings, ReportSettings, Settings};
 
-#[global_allocator]
-static ALLOCATOR: dozen_runtime::Allocator = dozen_runtime::Allocator;
-
 const SERVICE: &str = "notifier";
 
 /// Dozen notifier: welcome and @mention e-mails from events, and the daily report.

@@ -4,9 +4,6 @@ use clap::{Parser, Subcommand};
 use dozen_runtime::config::{load_or_exit, Env};
 use web::{Settings, Web};
 
-#[global_allocator]
-static ALLOCATOR: dozen_runtime::Allocator = dozen_runtime::Allocator;
-
 const SERVICE: &str = "web";
 
 /// Dozen web: the whole system at one address in development.
