@@ -17,9 +17,13 @@ pub const NAME_FOR: Duration = Duration::from_secs(10);
 /// whatever the number of users and rooms.
 pub const MAX_ENTRIES: usize = 100_000;
 
+type MembersByRoom = HashMap<String, HashSet<String>>;
+
 #[derive(Debug, Clone, Default)]
 pub struct Known {
-    members: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Room id → the members seen there (looked up without allocating),
+    /// and how many they are in all.
+    members: Arc<Mutex<(MembersByRoom, usize)>>,
     names: Arc<Mutex<HashMap<String, (String, Instant)>>>,
 }
 
@@ -27,15 +31,25 @@ impl Known {
     /// Whether `user_id` is known to be in `room_id` (`false`: ask the database).
     pub fn is_member(&self, room_id: &str, user_id: &str) -> bool {
         let members = self.members.lock().expect("not poisoned");
-        members.contains(&(room_id.to_owned(), user_id.to_owned()))
+        members
+            .0
+            .get(room_id)
+            .is_some_and(|users| users.contains(user_id))
     }
 
     pub fn member(&self, room_id: &str, user_id: &str) {
-        let mut members = self.members.lock().expect("not poisoned");
-        if members.len() >= MAX_ENTRIES {
-            members.clear();
+        let (by_room, count) = &mut *self.members.lock().expect("not poisoned");
+        if *count >= MAX_ENTRIES {
+            by_room.clear();
+            *count = 0;
         }
-        members.insert((room_id.to_owned(), user_id.to_owned()));
+        if by_room
+            .entry(room_id.to_owned())
+            .or_default()
+            .insert(user_id.to_owned())
+        {
+            *count += 1;
+        }
     }
 
     /// `user_id`'s name, if learned less than [`NAME_FOR`] ago.
@@ -79,7 +93,9 @@ mod tests {
             known.member("room", &n.to_string());
             known.named(&n.to_string(), "x");
         }
-        assert!(known.members.lock().unwrap().len() <= MAX_ENTRIES);
+        let (by_room, count) = &*known.members.lock().unwrap();
+        assert!(*count <= MAX_ENTRIES);
+        assert_eq!(by_room.values().map(HashSet::len).sum::<usize>(), *count);
         assert!(known.names.lock().unwrap().len() <= MAX_ENTRIES);
     }
 }
