@@ -8,9 +8,10 @@
 //!   keeps who is online and who is typing in a room this way.
 //! - **channels** ([`Cache::publish`], [`Cache::subscribe`]): messages between
 //!   the instances, delivered **at most once** to the subscribers connected
-//!   at the time. A subscriber that loses its connection is given a
-//!   [`Delivery::Gap`] when it is back, so it can read again what it keeps in
-//!   sync.
+//!   at the time. A subscriber that loses its connection is told at once
+//!   ([`Delivery::Lost`]), so it can look for itself meanwhile, and given a
+//!   [`Delivery::Gap`] when it is back, so it can read again what it keeps
+//!   in sync.
 //!
 //! Backends, by `CACHE_URL` scheme ([`CacheUrl`]):
 //! - `redis://host:port/db`, `rediss://…` (TLS): Redis, Valkey, ElastiCache.
@@ -56,6 +57,10 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     Message(Message),
+    /// The subscription was cut off: messages published from now until the
+    /// next [`Delivery::Gap`] are not delivered. A subscriber that must not
+    /// miss a change looks for itself meanwhile.
+    Lost,
     /// The subscription was cut off and is back: messages published
     /// meanwhile were not delivered.
     Gap,
@@ -210,7 +215,7 @@ impl Subscription {
                     .unwrap_or(channel),
                 payload,
             }),
-            Delivery::Gap => Delivery::Gap,
+            other => other,
         })
     }
 }

@@ -254,6 +254,9 @@ async fn follow(
                     }
                 }
                 tracing::warn!("the cache subscription's connection closed; reconnecting");
+                if !hand_over(&sender, Delivery::Lost, &mut gap_owed) {
+                    return;
+                }
             }
         }
         tokio::select! {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use dozen_auth::Keys;
 use dozen_bus::{typed, Backing, Consumer, Outbox, Process, Work};
+use dozen_events::CardCreated;
 use dozen_runtime::database::DatabaseError;
 use dozen_runtime::service_info;
 use dozen_runtime::shutdown::Shutdown;
@@ -14,7 +15,7 @@ use sqlx::AnyPool;
 
 use crate::handlers;
 use crate::known::Known;
-use crate::live::Live;
+use crate::live::{Announcer, Live};
 use crate::posting::Poster;
 use crate::settings::Settings;
 use crate::WorkerSettings;
@@ -77,6 +78,7 @@ pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Proce
     let cache = dozen_cache::Cache::connect(&settings.cache.url)?;
     let live = Live::start(
         cache,
+        backing.db.clone(),
         settings.presence_ttl,
         &backing.metrics,
         shutdown.clone(),
@@ -101,7 +103,8 @@ pub async fn web(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Proce
 
 /// The worker process (`chat work`), bound and wired; connects to nothing yet.
 pub async fn worker(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Result<Process> {
-    let backing = Backing::attach("chat", &settings, &shutdown).await?;
+    let backing = Backing::attach("chat", &settings.process, &shutdown).await?;
+    let announcer = Announcer::new(dozen_cache::Cache::connect(&settings.cache.url)?);
     let [directory, cards] = handlers::subscriptions();
     let db = backing.db.clone();
     let consumers = vec![
@@ -113,9 +116,15 @@ pub async fn worker(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Res
             })
         }),
         Consumer::new(backing.bus.clone(), cards, {
-            typed(move |created, event| {
-                let db = db.clone();
-                async move { handlers::attach_card(&db, created, &event).await }
+            typed(move |created: CardCreated, event| {
+                let (db, announcer) = (db.clone(), announcer.clone());
+                async move {
+                    let room_id = created.room_id.clone();
+                    if let Some(seq) = handlers::attach_card(&db, created, &event).await? {
+                        announcer.changed(&room_id, seq).await;
+                    }
+                    Ok(())
+                }
             })
         }),
     ];
@@ -124,7 +133,7 @@ pub async fn worker(settings: WorkerSettings, shutdown: Shutdown) -> anyhow::Res
         ..Work::default()
     };
     let info = service_info!("chat");
-    Ok(Process::bind(info, &settings.http, backing, work, shutdown).await?)
+    Ok(Process::bind(info, &settings.process.http, backing, work, shutdown).await?)
 }
 
 /// The release phase: chat's tables, and the outbox and inbox tables.

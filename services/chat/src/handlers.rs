@@ -25,19 +25,20 @@ pub async fn remember_user(db: &AnyPool, signed_up: UserSignedUp) -> Result<(), 
     Ok(())
 }
 
-/// `card.created`: the card joins its message and the room's live stream. A
-/// card for a message that is gone (deleted, archived) is dropped.
+/// `card.created`: the card joins its message and the room's live stream;
+/// `Some(seq)`, its event's number, when it did (the caller tells the
+/// streams). A card for a message that is gone (deleted, archived) is dropped.
 pub async fn attach_card(
     db: &AnyPool,
     created: CardCreated,
     event: &Event,
-) -> Result<(), HandlerError> {
+) -> Result<Option<i64>, HandlerError> {
     let Some(mut tx) = inbox::claim(db, CARDS, &event.id).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(seq) = store::next_seq(&mut tx, &created.room_id).await? else {
         tx.commit().await?;
-        return Ok(());
+        return Ok(None);
     };
     let card = Card {
         url: created.url,
@@ -51,7 +52,7 @@ pub async fn attach_card(
     if !message_here || !store::attach_card(&mut tx, &created.message_id, &card).await? {
         // Nothing to show; the number taken stays unused, which readers never notice.
         tx.commit().await?;
-        return Ok(());
+        return Ok(None);
     }
     let attached = CardAttached {
         message_id: created.message_id,
@@ -67,5 +68,5 @@ pub async fn attach_card(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Some(seq))
 }

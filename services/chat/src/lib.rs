@@ -25,8 +25,6 @@ mod store;
 pub use store::PAGE_SELECT;
 
 pub use app::{migrate, web, worker, AppState};
-/// `chat work` needs only what every process needs.
-pub use dozen_bus::ProcessSettings as WorkerSettings;
 pub use dozen_bus::ReleaseSettings;
 pub use routes::router;
-pub use settings::{ArchiveSettings, Settings};
+pub use settings::{ArchiveSettings, Settings, WorkerSettings};

@@ -106,7 +106,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn work(settings: WorkerSettings) -> anyhow::Result<()> {
-    let log = settings.log.clone();
+    let log = settings.process.log.clone();
     Process::run(SERVICE, &log, |shutdown| chat::worker(settings, shutdown)).await
 }
 

@@ -93,8 +93,9 @@ pub struct User {
 /// Who has the room open now, as the live stream announces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Presence {
-    /// Sorted by username.
+    /// Sorted by username; the first 100 (`live::PRESENCE_LISTED`).
     pub online: Vec<User>,
+    /// Everyone online, listed or not.
     pub count: usize,
 }
 

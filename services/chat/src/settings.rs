@@ -36,6 +36,24 @@ impl FromEnv for Settings {
     }
 }
 
+/// Settings of the worker (`chat work`).
+#[derive(Debug)]
+pub struct WorkerSettings {
+    pub process: ProcessSettings,
+    /// Where the worker tells the web processes that a room changed (a
+    /// card came), so their streams show it (`CACHE_URL`).
+    pub cache: CacheSettings,
+}
+
+impl FromEnv for WorkerSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            process: ProcessSettings::from_env(env)?,
+            cache: CacheSettings::from_env(env)?,
+        })
+    }
+}
+
 /// Settings of `chat archive`: the database and the cold storage.
 #[derive(Debug)]
 pub struct ArchiveSettings {

@@ -324,7 +324,7 @@ pub async fn stream_window(db: &AnyPool, room_id: &str) -> Result<Option<(i64, i
 }
 
 /// A room event, as stored.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct RoomEvent {
     pub seq: i64,
     pub kind: String,

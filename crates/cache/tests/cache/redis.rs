@@ -19,7 +19,7 @@ async fn harness() -> Option<Harness> {
 crate::cache_suite!(harness);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscription_survives_a_server_restart_and_reports_the_gap() {
+async fn a_subscription_survives_a_server_restart_and_reports_the_loss_then_the_gap() {
     let Some(mut server) = ChildServer::redis() else {
         return;
     };
@@ -40,6 +40,10 @@ async fn a_subscription_survives_a_server_restart_and_reports_the_gap() {
         cache.ping().await.is_err(),
         "a stopped server answers no ping"
     );
+    let lost = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("the loss is told while the server is down");
+    assert_eq!(lost, Some(Delivery::Lost));
     server.start();
     let gap = tokio::time::timeout(Duration::from_secs(10), subscription.next())
         .await

@@ -60,7 +60,7 @@ pub async fn next_message(subscription: &mut Subscription, within: Duration) -> 
     loop {
         match tokio::time::timeout(within, subscription.next()).await {
             Ok(Some(Delivery::Message(message))) => return message,
-            Ok(Some(Delivery::Gap)) => continue,
+            Ok(Some(Delivery::Gap | Delivery::Lost)) => continue,
             Ok(None) => panic!("the subscription ended"),
             Err(_) => panic!("no message within {within:?}"),
         }

@@ -1,6 +1,7 @@
 //! Who is online and who is typing in a room: expiring sets in the cache,
 //! kept by the instances that hold the users' streams.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dozen_runtime::shutdown::Shutdown;
@@ -12,6 +13,29 @@ use crate::model::{Presence, User};
 /// brake on a client that floods, short enough that typing right after
 /// sending a message still shows (clients send it every few seconds).
 const TYPING_EVERY: Duration = Duration::from_millis(250);
+
+/// The most users a `presence` event names (the first by username); its
+/// `count` is everyone's. A room of thousands online sends a short event.
+pub const PRESENCE_LISTED: usize = 100;
+
+/// Who is online, `online` sorted by (username, id) and cut at
+/// [`PRESENCE_LISTED`].
+fn listed(mut online: Vec<User>, count: usize) -> Presence {
+    online.sort_by(|a, b| (&a.username, &a.id).cmp(&(&b.username, &b.id)));
+    online.dedup_by(|a, b| a.id == b.id);
+    online.truncate(PRESENCE_LISTED);
+    Presence { online, count }
+}
+
+/// `presence` with `user` in it, as it is about to be read again.
+pub(super) fn with(presence: &Presence, user: &User) -> Presence {
+    if presence.online.iter().any(|u| u.id == user.id) {
+        return presence.clone();
+    }
+    let mut online = presence.online.clone();
+    online.push(user.clone());
+    listed(online, presence.count + 1)
+}
 
 impl Live {
     /// Who is typing in `room` now.
@@ -72,7 +96,7 @@ impl Live {
     }
 
     /// Reads who is in `room`, and tells this instance's streams if it changed.
-    pub(super) async fn refresh_presence(&self, room_id: &str) -> Presence {
+    pub(super) async fn refresh_presence(&self, room_id: &str) -> Arc<Presence> {
         let presence = match self
             .inner
             .cache
@@ -84,12 +108,10 @@ impl Live {
                     .into_iter()
                     .filter_map(|e| serde_json::from_str(&e.value).ok())
                     .collect();
-                online.sort_by(|a, b| (&a.username, &a.id).cmp(&(&b.username, &b.id)));
+                online.sort_by(|a, b| a.id.cmp(&b.id));
                 online.dedup_by(|a, b| a.id == b.id);
-                Presence {
-                    count: online.len(),
-                    online,
-                }
+                let count = online.len();
+                listed(online, count)
             }
             Err(error) => {
                 tracing::warn!(error = %error, "presence unknown: the cache is unavailable");
@@ -97,9 +119,10 @@ impl Live {
                 self.here(room_id)
             }
         };
+        let presence = Arc::new(presence);
         let mut rooms = self.inner.rooms.lock().expect("not poisoned");
         if let Some(room) = rooms.get_mut(room_id) {
-            if room.announced.as_ref() != Some(&presence) {
+            if room.announced.as_deref() != Some(&presence) {
                 room.announced = Some(presence.clone());
                 let _ = room.signals.send(RoomSignal::Presence(presence.clone()));
             }
@@ -109,19 +132,17 @@ impl Live {
 
     fn here(&self, room_id: &str) -> Presence {
         let rooms = self.inner.rooms.lock().expect("not poisoned");
-        let mut online: Vec<User> = rooms
+        let online: Vec<User> = rooms
             .get(room_id)
             .map(|r| r.here.values().map(|(user, _)| user.clone()).collect())
             .unwrap_or_default();
-        online.sort_by(|a, b| (&a.username, &a.id).cmp(&(&b.username, &b.id)));
-        Presence {
-            count: online.len(),
-            online,
-        }
+        let count = online.len();
+        listed(online, count)
     }
 
     /// Every third of the presence TTL: refreshes the presence of the users
-    /// here, and reads every watched room's, so those of a dead instance drop out.
+    /// here, and has every watched room's read, so those of a dead instance
+    /// drop out.
     pub(super) async fn heartbeat(self, shutdown: Shutdown) {
         let every = self.inner.presence_ttl / 3;
         loop {
@@ -143,9 +164,8 @@ impl Live {
             for (room_id, user) in &here {
                 self.put_presence(room_id, user).await;
             }
-            for room_id in self.watched() {
-                self.refresh_presence(&room_id).await;
-            }
+            self.wake_all(super::feed::Wake::Presence);
+            self.pay_owed().await;
         }
     }
 }

@@ -7,6 +7,7 @@ use dozen_cache::Delivery;
 use dozen_runtime::shutdown::Shutdown;
 use serde::{Deserialize, Serialize};
 
+use super::feed::Wake;
 use super::{Activity, Live, RoomSignal};
 use crate::model::User;
 
@@ -41,10 +42,60 @@ struct Envelope {
     signal: Signal,
 }
 
+/// A process without streams of its own (the worker) telling the web
+/// processes that a room changed. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Announcer {
+    cache: dozen_cache::Cache,
+    from: String,
+}
+
+/// How long a change not yet told is tried again, once a second, before it
+/// is left to the next change or the next reconnect.
+const TELL_FOR: Duration = Duration::from_secs(60);
+
+impl Announcer {
+    pub fn new(cache: dozen_cache::Cache) -> Self {
+        Self {
+            cache,
+            from: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// `room`'s events reached `seq`; told in the background while the
+    /// cache is down, so the caller never waits on it.
+    pub async fn changed(&self, room_id: &str, seq: i64) {
+        let channel = format!("{CHANNEL}{room_id}");
+        let payload = payload(&self.from, Signal::Changed { seq });
+        if self.cache.publish(&channel, &payload).await.is_ok() {
+            return;
+        }
+        tracing::warn!("web processes not told of a change: the cache is unavailable; retrying");
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + TELL_FOR;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+                if cache.publish(&channel, &payload).await.is_ok() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn payload(from: &str, signal: Signal) -> String {
+    let envelope = Envelope {
+        from: from.to_owned(),
+        signal,
+    };
+    serde_json::to_string(&envelope).expect("a signal is plain data")
+}
+
 impl Live {
     /// Something new is in `room`'s events, up to `seq`.
     pub async fn changed(&self, room_id: &str, seq: i64) {
-        self.tell_here(room_id, RoomSignal::Changed);
+        self.wake(room_id, Wake::Events);
         let _ = self.inner.activity.send(Activity {
             room_id: room_id.to_owned(),
             reader: None,
@@ -68,11 +119,11 @@ impl Live {
     }
 
     pub(super) async fn publish(&self, room_id: &str, signal: Signal) {
-        let envelope = Envelope {
-            from: self.inner.instance.clone(),
-            signal,
+        let changed = match signal {
+            Signal::Changed { seq } => Some(seq),
+            _ => None,
         };
-        let payload = serde_json::to_string(&envelope).expect("a signal is plain data");
+        let payload = payload(&self.inner.instance, signal);
         if let Err(error) = self
             .inner
             .cache
@@ -80,6 +131,25 @@ impl Live {
             .await
         {
             tracing::warn!(error = %error, "other instances not told: the cache is unavailable");
+            if let Some(seq) = changed {
+                self.owe(room_id, seq);
+            }
+        }
+    }
+
+    /// Remembers a change the others were not told of, to tell them with
+    /// the next heartbeat: their feeds would not otherwise look.
+    fn owe(&self, room_id: &str, seq: i64) {
+        let mut owed = self.inner.owed.lock().expect("not poisoned");
+        let at = owed.entry(room_id.to_owned()).or_insert(seq);
+        *at = (*at).max(seq);
+    }
+
+    /// Tells the others of the changes [`Self::owe`] kept.
+    pub(super) async fn pay_owed(&self) {
+        let owed = std::mem::take(&mut *self.inner.owed.lock().expect("not poisoned"));
+        for (room_id, seq) in owed {
+            self.publish(&room_id, Signal::Changed { seq }).await;
         }
     }
 
@@ -87,7 +157,12 @@ impl Live {
     pub(super) async fn follow(self, shutdown: Shutdown) {
         while !shutdown.is_triggered() {
             let mut subscription = match self.inner.cache.subscribe(CHANNEL).await {
-                Ok(subscription) => subscription,
+                Ok(subscription) => {
+                    // What was written before is read once now.
+                    self.inner.connected.send_replace(true);
+                    self.missed_some();
+                    subscription
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, "cannot hear other instances; retrying");
                     tokio::select! {
@@ -108,7 +183,7 @@ impl Live {
                         };
                         match serde_json::from_str::<Envelope>(&message.payload) {
                             Ok(envelope) if envelope.from != self.inner.instance => {
-                                self.heard(room_id, envelope.signal).await;
+                                self.heard(room_id, envelope.signal);
                             }
                             Ok(_) => {}
                             Err(error) => {
@@ -116,28 +191,31 @@ impl Live {
                             }
                         }
                     }
-                    Some(Delivery::Gap) => self.missed_some().await,
+                    Some(Delivery::Lost) => {
+                        self.inner.connected.send_replace(false);
+                    }
+                    Some(Delivery::Gap) => {
+                        self.inner.connected.send_replace(true);
+                        self.missed_some();
+                    }
                     None => break,
                 }
             }
+            self.inner.connected.send_replace(false);
         }
     }
 
-    async fn heard(&self, room_id: &str, signal: Signal) {
+    fn heard(&self, room_id: &str, signal: Signal) {
         match signal {
             Signal::Changed { .. } => {
-                self.tell_here(room_id, RoomSignal::Changed);
+                self.wake(room_id, Wake::Events);
                 let _ = self.inner.activity.send(Activity {
                     room_id: room_id.to_owned(),
                     reader: None,
                 });
             }
             Signal::Typing { user } => self.tell_here(room_id, RoomSignal::Typing(user)),
-            Signal::Presence => {
-                if self.watched().contains(&room_id.to_owned()) {
-                    self.refresh_presence(room_id).await;
-                }
-            }
+            Signal::Presence => self.wake(room_id, Wake::Presence),
             Signal::Read { user_id } => {
                 let _ = self.inner.activity.send(Activity {
                     room_id: room_id.to_owned(),
@@ -147,15 +225,15 @@ impl Live {
         }
     }
 
-    /// Signals were lost: every stream here reads again.
-    async fn missed_some(&self) {
+    /// Signals were lost: every feed here reads again.
+    fn missed_some(&self) {
+        self.wake_all(Wake::Events);
+        self.wake_all(Wake::Presence);
         for room_id in self.watched() {
-            self.tell_here(&room_id, RoomSignal::Changed);
             let _ = self.inner.activity.send(Activity {
-                room_id: room_id.clone(),
+                room_id,
                 reader: None,
             });
-            self.refresh_presence(&room_id).await;
         }
     }
 }

@@ -3,15 +3,18 @@
 //! Numbered events (`message`, `card`, `message_edited`,
 //! `message_deleted`) are read from the database, so the stream shows what
 //! any instance (or the worker, attaching cards) wrote, and a client that
-//! reconnects with `Last-Event-ID` misses nothing. A signal through the
-//! cache wakes the stream when its room changes; a poll every [`POLL`]
-//! catches anything a lost signal would hide. `presence` and `typing` carry
+//! reconnects with `Last-Event-ID` misses nothing. A stream reads the
+//! database itself only to catch up (when it opens, or if it fell behind);
+//! then it follows its room's feed (`live::feed`), which reads each change
+//! once for all the room's streams here: an idle stream costs no query,
+//! and a post in another room does not wake it. `presence` and `typing` carry
 //! no id: they are of the moment, and never replayed. A `Last-Event-ID` the
 //! stream cannot resume from (past the room's last number, or before what
 //! the archive left) is answered with a `reset` event: reload, then follow.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -27,11 +30,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{display_name, known_id, require_member};
 use crate::app::AppState;
+use crate::live::feed::POLL;
 use crate::live::{typing_event, RoomSignal, Watch};
 use crate::model::{kind, Presence, User};
 use crate::store::{self, RoomEvent};
 
-pub const POLL: Duration = Duration::from_millis(250);
 /// A comment this often keeps proxies from closing a quiet stream, and
 /// shows the server a client that went away.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -40,7 +43,7 @@ const BATCH: i64 = 100;
 /// What the stream sends next.
 enum Item {
     Numbered(RoomEvent),
-    Presence(Presence),
+    Presence(Arc<Presence>),
     Typing(User),
     /// The client's `Last-Event-ID` cannot be resumed from: it is past the
     /// room's last number, or events after it were archived. The client
@@ -60,7 +63,7 @@ impl Item {
                 .data(event.body),
             Item::Presence(presence) => SseEvent::default()
                 .event(kind::PRESENCE)
-                .data(serde_json::to_string(&presence).expect("plain data")),
+                .data(serde_json::to_string(&*presence).expect("plain data")),
             Item::Typing(user) => SseEvent::default()
                 .event(kind::TYPING)
                 .data(serde_json::to_string(&typing_event(user)).expect("plain data")),
@@ -79,10 +82,13 @@ struct Cursor {
     viewer: String,
     after: i64,
     ready: VecDeque<Item>,
-    /// Whether the database may hold events after `after`.
-    dirty: bool,
+    /// Whether this stream must read the database itself: it has not caught
+    /// up yet, or fell behind its room's feed.
+    behind: bool,
+    /// Its own read failed: try again after [`POLL`].
+    retry: bool,
     watch: Watch,
-    presence_sent: Presence,
+    presence_sent: Arc<Presence>,
     shutdown: Shutdown,
 }
 
@@ -96,23 +102,33 @@ impl Cursor {
             if self.shutdown.is_triggered() {
                 return None;
             }
-            if std::mem::take(&mut self.dirty) {
+            if std::mem::take(&mut self.behind) {
+                self.watch.live().count_catch_up();
                 match store::events_after(&self.db, &self.room_id, self.after, BATCH).await {
-                    Ok(events) if !events.is_empty() => {
-                        self.dirty = events.len() as i64 == BATCH;
+                    Ok(events) => {
+                        self.behind = events.len() as i64 == BATCH;
+                        self.retry = false;
                         self.after = events.last().map_or(self.after, |e| e.seq);
                         self.ready.extend(events.into_iter().map(Item::Numbered));
                         continue;
                     }
-                    Ok(_) => {}
                     Err(error) => {
-                        tracing::warn!(error = %error, "live stream could not read; retrying")
+                        tracing::warn!(error = %error, "live stream could not read; retrying");
+                        self.retry = true;
                     }
                 }
             }
             tokio::select! {
                 signal = self.watch.signals.recv() => match signal {
-                    Ok(RoomSignal::Changed) | Err(RecvError::Lagged(_)) => self.dirty = true,
+                    Ok(RoomSignal::Events(batch)) => match batch.after_seen(self.after) {
+                        Some(unseen) => {
+                            self.after = unseen.last().map_or(self.after, |e| e.seq);
+                            self.ready.extend(unseen.iter().cloned().map(Item::Numbered));
+                        }
+                        None => self.behind = true,
+                    },
+                    // Batches were dropped for this stream: it reads them itself.
+                    Err(RecvError::Lagged(_)) => self.behind = true,
                     Ok(RoomSignal::Typing(user)) => {
                         if user.id != self.viewer {
                             self.ready.push_back(Item::Typing(user));
@@ -126,7 +142,7 @@ impl Cursor {
                     }
                     Err(RecvError::Closed) => return None,
                 },
-                _ = tokio::time::sleep(POLL) => self.dirty = true,
+                _ = tokio::time::sleep(POLL), if self.retry => self.behind = true,
                 _ = self.shutdown.triggered() => return None,
             }
         }
@@ -192,7 +208,7 @@ pub(crate) async fn stream(
         id: claims.sub.clone(),
         username: display_name(&state, &claims).await?,
     };
-    let watch = state.live.open(&room_id, viewer).await;
+    let watch = state.live.open(&room_id, viewer, last_seq).await;
     let mut ready = VecDeque::new();
     if let Some(reason) = reset {
         ready.push_back(Item::Reset { last_seq, reason });
@@ -209,7 +225,8 @@ pub(crate) async fn stream(
         viewer: claims.sub,
         after,
         ready,
-        dirty: true,
+        behind: true,
+        retry: false,
         presence_sent: watch.presence.clone(),
         watch,
         shutdown: state.shutdown.clone(),

@@ -72,6 +72,8 @@ pub enum CacheBackend {
     Embedded,
     /// The Redis of `TEST_REDIS_URL`, under a prefix of the test's own.
     Redis,
+    /// A Redis of the test's own on this port (`ChildServer::redis`), to stop.
+    RedisOn(u16),
 }
 
 /// The cache's URL, or `None` (skipped, or a failure in CI) without a Redis.
@@ -85,6 +87,7 @@ fn cache_url(cache: CacheBackend, folder: &std::path::Path) -> Option<String> {
                 uuid::Uuid::new_v4().simple()
             ))
         }
+        CacheBackend::RedisOn(port) => Some(format!("redis://127.0.0.1:{port}")),
     }
 }
 
@@ -171,10 +174,15 @@ async fn spawn_with(setup: Setup, keys: impl FnOnce(&TokenSigner) -> Keys) -> Op
     .unwrap();
     let worker = chat::worker(
         WorkerSettings {
-            log: log(),
-            http: HttpSettings::local(),
-            database: database_settings(&database.url),
-            bus: bus_settings(),
+            process: ProcessSettings {
+                log: log(),
+                http: HttpSettings::local(),
+                database: database_settings(&database.url),
+                bus: bus_settings(),
+            },
+            cache: CacheSettings {
+                url: cache_url.parse().unwrap(),
+            },
         },
         shutdown.clone(),
     )

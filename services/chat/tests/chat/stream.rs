@@ -4,7 +4,9 @@ use dozen_events::CardCreated;
 use dozen_runtime::clock::now_rfc3339;
 use serde_json::Value;
 
-use crate::helpers::{spawn_chat, Backend, SseReader, TestUser};
+use crate::helpers::{
+    spawn, spawn_chat, Backend, CacheBackend, Setup, SseReader, TestChat, TestUser,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -419,7 +421,156 @@ async fn a_reader_of_the_live_stream_never_misses_or_reorders_a_message(backend:
     stop.trigger();
 }
 
+/// A counter of the instance's `/metrics`.
+async fn counter(chat: &TestChat, name: &str) -> u64 {
+    let text = chat
+        .client
+        .get(chat.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("{name}_total ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The feed's and the streams' own queries so far.
+async fn reads(chat: &TestChat) -> (u64, u64) {
+    (
+        counter(chat, "chat_live_feed_reads").await,
+        counter(chat, "chat_live_catch_up_reads").await,
+    )
+}
+
+async fn an_idle_stream_costs_no_query_and_a_post_is_read_once_for_every_stream_of_its_room(
+    backend: Backend,
+) {
+    const STREAMS: usize = 8;
+    let chat = spawn_chat(backend).await;
+    let users: Vec<TestUser> = (0..4).map(|n| chat.user(&format!("reader{n}"))).collect();
+    let room = chat.room(&users[0], "watched").await;
+    let other_room = chat.room(&users[0], "unwatched").await;
+    for user in &users[1..] {
+        chat.join(&room, user).await;
+    }
+    let mut streams = Vec::new();
+    for n in 0..STREAMS {
+        streams.push(SseReader::open(&chat, &room, &users[n % users.len()], None).await);
+    }
+    // Once every stream has shown a first post, all have caught up.
+    chat.say(&room, &users[0], "first").await;
+    for stream in &mut streams {
+        let shown = stream
+            .next_of("message", WAIT)
+            .await
+            .expect("the message on the stream");
+        assert_eq!(shown.json()["text"], "first");
+    }
+    let caught_up = reads(&chat).await;
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(reads(&chat).await, caught_up, "idle streams read nothing");
+
+    chat.say(&other_room, &users[0], "elsewhere").await;
+    for stream in &mut streams {
+        assert!(
+            stream.next(Duration::from_millis(300)).await.is_none(),
+            "a post in another room reaches no stream of this one"
+        );
+    }
+    assert_eq!(reads(&chat).await, caught_up, "and wakes none of them");
+
+    chat.say(&room, &users[1], "second").await;
+    for stream in &mut streams {
+        let shown = stream
+            .next_of("message", WAIT)
+            .await
+            .expect("the message on the stream");
+        assert_eq!(shown.json()["text"], "second");
+    }
+    let (feed, catch_up) = reads(&chat).await;
+    assert_eq!(catch_up, caught_up.1, "no stream read for itself");
+    assert!(
+        (1..STREAMS as u64).contains(&(feed - caught_up.0)),
+        "the post was read for all {STREAMS} streams at once, not once each: {} reads",
+        feed - caught_up.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_gets_posts_from_another_instance_while_the_cache_is_down_and_after() {
+    let Some(mut redis) = dozen_testing::ChildServer::redis() else {
+        return;
+    };
+    let Some(chat) = spawn(Setup {
+        cache: CacheBackend::RedisOn(redis.port()),
+        ..Setup::new(Backend::Sqlite)
+    })
+    .await
+    else {
+        return;
+    };
+    let stop = dozen_runtime::shutdown::Shutdown::new();
+    let other = chat.another_instance(&stop).await;
+    let (alice, bob) = (chat.user("alice"), chat.user("bob"));
+    let room = chat.room(&alice, "general").await;
+    chat.join(&room, &bob).await;
+    let mut stream = SseReader::open(&chat, &room, &alice, None).await;
+    let post = |text: &'static str| {
+        let (client, url, token) = (
+            chat.client.clone(),
+            format!("{other}/v1/rooms/{room}/messages"),
+            bob.token.clone(),
+        );
+        async move {
+            let answer = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({ "text": text }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 201);
+        }
+    };
+    post("with the cache").await;
+    let shown = stream
+        .next_of("message", WAIT)
+        .await
+        .expect("the message on the stream");
+    assert_eq!(shown.json()["text"], "with the cache");
+
+    redis.stop();
+    post("without it").await;
+    let shown = stream
+        .next_of("message", WAIT)
+        .await
+        .expect("the message on the stream");
+    assert_eq!(
+        shown.json()["text"],
+        "without it",
+        "the room's feed reads the database while it cannot hear the other instance"
+    );
+
+    redis.start();
+    post("with it again").await;
+    let shown = stream
+        .next_of("message", WAIT)
+        .await
+        .expect("the message on the stream");
+    assert_eq!(shown.json()["text"], "with it again");
+    stop.trigger();
+}
+
 dozen_testing::on_every_database!(
+    an_idle_stream_costs_no_query_and_a_post_is_read_once_for_every_stream_of_its_room,
     a_reader_of_the_live_stream_never_misses_or_reorders_a_message,
     the_live_stream_shows_new_messages_and_the_cards_attached_to_them,
     a_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothing,
