@@ -1,5 +1,7 @@
 //! What every benchmark shares.
 
+pub mod stacks;
+
 /// The machine a result was measured on, for its report: CPUs and kernel.
 pub fn machine() -> String {
     format!(

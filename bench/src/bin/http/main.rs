@@ -19,7 +19,6 @@
 
 mod ceiling;
 mod plot;
-mod stacks;
 mod wrk;
 
 use std::time::Duration;
@@ -28,7 +27,7 @@ use anyhow::Context;
 use dozen_runtime::database::DatabaseSettings;
 use dozen_testing::{Backend, TestDatabase};
 
-use stacks::{ChatBacking, Stack};
+use dozen_bench::stacks::{self, ChatBacking, Stack};
 use wrk::{Load, Measured};
 
 fn arg(name: &str) -> Option<String> {

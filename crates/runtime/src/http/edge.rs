@@ -131,9 +131,28 @@ impl AsyncWrite for EdgeStream {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
-    // One buffer per write, so an answer's head arrives whole in one call.
+    /// hyper then queues a body's chunks and frees each once sent, rather
+    /// than copying them into one buffer that keeps its largest size for
+    /// the connection's life (a live stream's memory). An answer's head is
+    /// the first slice, whole: where its own error answers are recognised.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_replacement(cx))?;
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            if let Some(answer) = parser_error_answer(first) {
+                self.replacement = Some((answer, 0));
+                let _ = self.poll_replacement(cx)?;
+                return Poll::Ready(Ok(first.len()));
+            }
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
     fn is_write_vectored(&self) -> bool {
-        false
+        true
     }
 }
 

@@ -33,8 +33,8 @@ mod presence;
 mod signals;
 
 pub use feed::EventBatch;
-pub use presence::PRESENCE_LISTED;
 use feed::Wakes;
+pub use presence::PRESENCE_LISTED;
 pub use signals::Announcer;
 use signals::Signal;
 

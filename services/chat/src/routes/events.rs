@@ -135,8 +135,11 @@ impl Cursor {
                         }
                     }
                     Ok(RoomSignal::Presence(presence)) => {
-                        if presence != self.presence_sent {
-                            self.presence_sent = presence.clone();
+                        let changed = presence != self.presence_sent;
+                        // The room's shared copy, even when equal: a stream
+                        // keeps no presence of its own.
+                        self.presence_sent = presence.clone();
+                        if changed {
                             self.ready.push_back(Item::Presence(presence));
                         }
                     }

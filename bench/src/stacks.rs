@@ -15,6 +15,8 @@ pub struct Stack {
     pub name: &'static str,
     /// `…/v1/rooms/<room>/messages`: the endpoint both loads use.
     pub messages_url: String,
+    /// `http://127.0.0.1:<port>`, where it serves.
+    pub base: String,
     pub token: String,
     /// The process serving it; killed on drop.
     pub _child: Child,
@@ -108,6 +110,7 @@ pub async fn node(source: &Path, database_url: &str, messages: u64) -> anyhow::R
     Ok(Stack {
         name: "Node (talk's stack)",
         messages_url: format!("{base}/v1/rooms/bench/messages"),
+        base,
         token,
         _child: child,
         _folder: Some(folder),
@@ -187,6 +190,7 @@ pub async fn chat(
     Ok(Stack {
         name,
         messages_url,
+        base,
         token,
         _child: child,
         _folder: None,
@@ -195,7 +199,12 @@ pub async fn chat(
 }
 
 /// Posts `messages` through the API, 32 at a time.
-async fn seed(http: &reqwest::Client, url: &str, token: &str, messages: u64) -> anyhow::Result<()> {
+pub async fn seed(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    messages: u64,
+) -> anyhow::Result<()> {
     use futures::StreamExt;
     let posts = futures::stream::iter(1..=messages).map(|n| {
         let request = http
@@ -211,8 +220,9 @@ async fn seed(http: &reqwest::Client, url: &str, token: &str, messages: u64) -> 
     Ok(())
 }
 
-/// accounts' signer with the key of `dev.env` (public: development only).
-fn signer() -> anyhow::Result<accounts::tokens::TokenSigner> {
+/// accounts' signer with the key of `dev.env` (public: development only):
+/// the key of the JWKS every chat stack here is given.
+pub fn signer() -> anyhow::Result<accounts::tokens::TokenSigner> {
     let dev_env = std::fs::read_to_string(repo_root().join("dev.env"))?;
     let pem = dev_env
         .lines()
@@ -265,6 +275,7 @@ pub async fn gateway(
     Ok(Stack {
         name,
         messages_url: format!("{base}/api/chat{}", direct.path()),
+        base,
         token: chat.token.clone(),
         // chat keeps running while the gateway's child lives.
         _child: child,
