@@ -258,6 +258,28 @@ async fn dozen(
     Ok((rate, record))
 }
 
+/// The ceiling of the outbox path on a broker: the producers' commits into
+/// the SQLite outbox alone, as [`dozen`] makes them, with no relay and no
+/// consumer (events/s).
+async fn outbox_commits(events: u64) -> anyhow::Result<f64> {
+    let database = TestDatabase::create(&Backend::Sqlite).await;
+    let producer = pool(&database, PRODUCERS as u32).await?;
+    dozen_bus::outbox::migrate(&producer).await?;
+    let outbox = Outbox::new();
+    let started = produce(events, None, move |n| {
+        let (producer, outbox) = (producer.clone(), outbox.clone());
+        async move {
+            let event = tick(n)?;
+            let mut tx = producer.begin().await?;
+            outbox.enqueue(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(events as f64 / started.elapsed().as_secs_f64())
+}
+
 /// The bare baseline of the target.
 async fn bare(
     target: &Target,
@@ -448,6 +470,20 @@ async fn main() -> anyhow::Result<()> {
         } else {
             &[(Produce::Outbox, "outbox")]
         };
+        if broker {
+            let ceiling = outbox_commits(events).await?;
+            let (dozen_rate, _) = dozen(&backend, Produce::Outbox, events, 1, None).await?;
+            eprintln!("{label} outbox commits alone: {ceiling:.0}/s; through the relay: {dozen_rate:.0}/s");
+            rows.push(Row {
+                backend: label,
+                scenario: format!(
+                    "throughput via outbox, 1 consumer, next to the producers' outbox commits alone (SQLite, no relay, no consumer), {events} events"
+                ),
+                dozen: format!("{dozen_rate:.0} events/s"),
+                bare: format!("{ceiling:.0} events/s"),
+                ratio: format!("{:.0}%", 100.0 * dozen_rate / ceiling),
+            });
+        }
         for consumers in [1, 4] {
             let (bare_rate, _) = bare(&backend, events, consumers, None).await?;
             for &(how, way) in ways {
