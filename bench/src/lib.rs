@@ -15,3 +15,24 @@ pub fn machine() -> String {
             .join(" ")
     )
 }
+
+/// The PostgreSQL the benchmarks make their databases in:
+/// `BENCH_POSTGRES_URL`, default the local server's `postgres` database.
+pub fn postgres_url() -> String {
+    std::env::var("BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis chat's cache is on: `BENCH_REDIS_URL`, default the local server.
+pub fn redis_url() -> String {
+    std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The folder of the running benchmark's binary, where the release build
+/// put the services' binaries too.
+pub fn binaries() -> std::io::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe
+        .parent()
+        .map_or_else(|| exe.clone(), std::path::Path::to_owned))
+}

@@ -40,10 +40,7 @@ async fn main() -> anyhow::Result<()> {
     for backend in backends.split(',') {
         let backend = match backend {
             "sqlite" => Backend::Sqlite,
-            "postgres" => Backend::Postgres(
-                std::env::var("BENCH_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-            ),
+            "postgres" => Backend::Postgres(dozen_bench::postgres_url()),
             other => anyhow::bail!("unknown backend {other}"),
         };
         let dozen = rate(messages, &backend, Way::Dozen).await?;

@@ -213,14 +213,9 @@ async fn main() -> anyhow::Result<()> {
         hard as usize > streams + 100,
         "the open-file limit ({hard}; was {soft}) is too low for {streams} streams"
     );
-    let postgres = std::env::var("BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let redis =
-        std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let binaries = std::env::current_exe()?
-        .parent()
-        .context("the binary's folder")?
-        .to_owned();
+    let postgres = dozen_bench::postgres_url();
+    let redis = dozen_bench::redis_url();
+    let binaries = dozen_bench::binaries()?;
     let database = TestDatabase::create(&Backend::Postgres(postgres.clone())).await;
     let database_name = url::Url::parse(&database.url)?
         .path()

@@ -426,8 +426,7 @@ async fn main() -> anyhow::Result<()> {
         .map_or(Ok(5000), |v| v.parse())
         .context("--events")?;
     let backends = arg("--backends").unwrap_or_else(|| "sqlite,postgres".into());
-    let postgres_url = std::env::var("BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let postgres_url = dozen_bench::postgres_url();
     clock();
 
     let mut rows = Vec::new();

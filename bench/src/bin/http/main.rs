@@ -55,14 +55,9 @@ async fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs(arg("--duration").map_or(Ok(10), |d| d.parse())?);
     let connections: u32 = arg("--connections").map_or(Ok(32), |c| c.parse())?;
     let messages: u64 = arg("--messages").map_or(Ok(10_000), |m| m.parse())?;
-    let postgres = std::env::var("BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let redis =
-        std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let binaries = std::env::current_exe()?
-        .parent()
-        .context("the binary's folder")?
-        .to_owned();
+    let postgres = dozen_bench::postgres_url();
+    let redis = dozen_bench::redis_url();
+    let binaries = dozen_bench::binaries()?;
     let load = Load {
         threads: 2,
         connections,
