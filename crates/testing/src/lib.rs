@@ -15,6 +15,7 @@ mod server;
 
 pub mod mail;
 pub mod manifest;
+pub mod metrics;
 pub mod up;
 
 pub use database::{Backend, TestDatabase};

@@ -210,21 +210,13 @@ async fn a_signup_reaches_a_subscriber_on(bus_url: String, outage: Option<Outage
 
 /// `outbox_oldest_pending_event_age_seconds` from the app's `/metrics`.
 async fn outbox_age(app: &crate::helpers::TestApp) -> i64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("outbox_oldest_pending_event_age_seconds "))
-        .expect("the metric is exported")
-        .trim()
-        .parse()
-        .unwrap()
+    dozen_testing::metrics::scrape(
+        &app.client,
+        &app.url("/metrics"),
+        "outbox_oldest_pending_event_age_seconds",
+    )
+    .await
+    .expect("the metric is exported") as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -207,19 +207,9 @@ impl TestApp {
 
     /// The `password_checks_total` counter from `/metrics`.
     pub async fn password_checks(&self) -> u64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
+        dozen_testing::metrics::scrape(&self.client, &self.url("/metrics"), "password_checks_total")
             .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|line| line.strip_prefix("password_checks_total "))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(0)
+            .map_or(0, |checks| checks as u64)
     }
 
     pub async fn log_in(&self, body: Value) -> Response {

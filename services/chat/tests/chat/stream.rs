@@ -423,22 +423,10 @@ async fn a_reader_of_the_live_stream_never_misses_or_reorders_a_message(backend:
 
 /// A counter of the instance's `/metrics`.
 async fn counter(chat: &TestChat, name: &str) -> u64 {
-    let text = chat
-        .client
-        .get(chat.url("/metrics"))
-        .send()
+    let sample = format!("{name}_total");
+    dozen_testing::metrics::scrape(&chat.client, &chat.url("/metrics"), &sample)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = format!("{name}_total ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
+        .unwrap_or_else(|| panic!("{sample} in /metrics")) as u64
 }
 
 /// The feed's and the streams' own queries so far.
