@@ -18,11 +18,10 @@ const TYPING_EVERY: Duration = Duration::from_millis(250);
 /// `count` is everyone's. A room of thousands online sends a short event.
 pub const PRESENCE_LISTED: usize = 100;
 
-/// Who is online, `online` sorted by (username, id) and cut at
-/// [`PRESENCE_LISTED`].
+/// Who is online, from users named once each: `online` sorted by
+/// (username, id) and cut at [`PRESENCE_LISTED`].
 fn listed(mut online: Vec<User>, count: usize) -> Presence {
     online.sort_by(|a, b| (&a.username, &a.id).cmp(&(&b.username, &b.id)));
-    online.dedup_by(|a, b| a.id == b.id);
     online.truncate(PRESENCE_LISTED);
     Presence { online, count }
 }
@@ -108,6 +107,7 @@ impl Live {
                     .into_iter()
                     .filter_map(|e| serde_json::from_str(&e.value).ok())
                     .collect();
+                // One user may be here through several instances.
                 online.sort_by(|a, b| a.id.cmp(&b.id));
                 online.dedup_by(|a, b| a.id == b.id);
                 let count = online.len();

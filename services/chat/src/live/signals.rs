@@ -50,9 +50,10 @@ pub struct Announcer {
     from: String,
 }
 
-/// How long a change not yet told is tried again, once a second, before it
-/// is left to the next change or the next reconnect.
+/// How long a change not yet told is tried again, every [`TELL_AGAIN_AFTER`],
+/// before it is left to the next change or the next reconnect.
 const TELL_FOR: Duration = Duration::from_secs(60);
+const TELL_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 impl Announcer {
     pub fn new(cache: dozen_cache::Cache) -> Self {
@@ -75,7 +76,7 @@ impl Announcer {
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + TELL_FOR;
             while tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+                tokio::time::sleep(TELL_AGAIN_AFTER).await;
                 if cache.publish(&channel, &payload).await.is_ok() {
                     return;
                 }
